@@ -1,0 +1,53 @@
+/*
+ * rtb_ids: the syntax of the ids in URLs, cursors and bodies.
+ *
+ * Board ids are slugs, [a-z0-9][a-z0-9_-]{0,63}, so one can name a
+ * <Location /boards/ID>. Task and list ids are decimal integers 1..2^53-1
+ * (the largest integer a JSON number keeps exactly in a browser), written
+ * without sign, spaces or leading zeros.
+ *
+ * Pure: libc only, no httpd/APR headers; nothing is allocated.
+ */
+#ifndef RTB_IDS_H
+#define RTB_IDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest board id, in bytes (without the NUL). */
+#ifndef RTB_BOARD_ID_MAX
+#define RTB_BOARD_ID_MAX 64
+#endif
+
+/* Largest numeric id: 2^53 - 1. */
+#define RTB_ID_MAX UINT64_C(9007199254740991)
+
+/* Return codes of rtb_ids_parse_num. */
+typedef enum {
+    RTB_IDS_OK = 0,
+    RTB_IDS_EEMPTY = -1,  /* no characters */
+    RTB_IDS_ESYNTAX = -2, /* a non-digit, or a leading zero */
+    RTB_IDS_ERANGE = -3   /* 0, or above RTB_ID_MAX */
+} rtb_ids_status_t;
+
+/*
+ * Returns 1 when s[0..n) is a board id ([a-z0-9][a-z0-9_-]{0,63}), else 0.
+ * s need not be NUL-terminated; a NUL inside the n bytes makes it invalid.
+ * s may be NULL only when n is 0 (invalid).
+ */
+int rtb_board_id_valid(const char *s, size_t n);
+
+/*
+ * Parses s[0..n) as a numeric id: decimal digits only, no leading zero, value
+ * 1..RTB_ID_MAX. Returns RTB_IDS_OK and stores the value in *out (when out is
+ * not NULL), or a negative rtb_ids_status_t and leaves *out alone.
+ */
+int rtb_ids_parse_num(const char *s, size_t n, uint64_t *out);
+
+/* Returns 1 when s[0..n) is a task id (see rtb_ids_parse_num), else 0. */
+int rtb_task_id_valid(const char *s, size_t n);
+
+/* Returns 1 when s[0..n) is a list id (see rtb_ids_parse_num), else 0. */
+int rtb_list_id_valid(const char *s, size_t n);
+
+#endif
