@@ -1,0 +1,123 @@
+// Small DOM helpers: element builder, toasts, screen-reader announcements, avatars.
+
+/**
+ * h('button', {class: 'btn', type: 'button', onclick: fn, 'data-testid': 'x'}, 'Label')
+ * Attributes starting with "on" and holding a function become listeners; true/false toggle
+ * boolean attributes; null/undefined are skipped. Children may be strings, nodes or arrays.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+// ---- toasts ----
+
+/**
+ * Show a short message. kind: 'info' | 'success' | 'error' | 'warning'.
+ * action: {label, run} adds a button. Errors stay longer and are announced assertively.
+ */
+export function toast(message, { kind = 'info', action = null, timeout } = {}) {
+  const host = document.getElementById('toasts');
+  if (!host) return null;
+  const ms = timeout ?? (kind === 'error' || kind === 'warning' ? 9000 : 5000);
+  const el = h('div', {
+    class: `toast toast-${kind}`,
+    role: kind === 'error' || kind === 'warning' ? 'alert' : 'status',
+    'data-testid': 'toast',
+    'data-kind': kind,
+  }, h('p', { class: 'toast-text' }, message));
+  const close = () => {
+    clearTimeout(timer);
+    el.classList.add('leaving');
+    setTimeout(() => el.remove(), 200);
+  };
+  if (action) {
+    el.append(h('button', {
+      type: 'button',
+      class: 'btn btn-small toast-action',
+      onclick: () => { close(); action.run(); },
+    }, action.label));
+  }
+  el.append(h('button', {
+    type: 'button', class: 'icon-btn toast-close', 'aria-label': 'Dismiss message', onclick: close,
+  }, '×'));
+  host.append(el);
+  while (host.children.length > 4) host.firstElementChild.remove();
+  let timer = setTimeout(close, ms);
+  el.addEventListener('mouseenter', () => clearTimeout(timer));
+  el.addEventListener('mouseleave', () => { timer = setTimeout(close, 3000); });
+  el.addEventListener('focusin', () => clearTimeout(timer));
+  return el;
+}
+
+// ---- live region ----
+
+let announceTimer = null;
+const announceQueue = [];
+
+/** Say something to screen readers through the polite live region (batched). */
+export function announce(text) {
+  if (!text) return;
+  announceQueue.push(text);
+  if (announceTimer) return;
+  announceTimer = setTimeout(() => {
+    announceTimer = null;
+    const region = document.getElementById('announcer');
+    if (!region) return;
+    const msg = announceQueue.splice(0).slice(-3).join('. ');
+    region.textContent = '';
+    // A fresh text node after clearing makes screen readers read repeated messages too.
+    requestAnimationFrame(() => { region.textContent = msg; });
+  }, 250);
+}
+
+// ---- avatars ----
+
+const PALETTE = ['#1d4ed8', '#047857', '#b91c1c', '#6d28d9', '#9a3412', '#0e7490', '#be185d', '#4d7c0f', '#374151'];
+
+export function colorFor(id) {
+  let x = 0;
+  for (const ch of String(id)) x = (x * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[x % PALETTE.length];
+}
+
+export function initials(name) {
+  const parts = String(name || '?').trim().split(/[\s._-]+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
+  return letters.toUpperCase();
+}
+
+export function avatar(userId, name, { size = 'md', label } = {}) {
+  const display = name || userId;
+  const el = h('span', {
+    class: `avatar avatar-${size}`,
+    style: `--avatar-bg: ${colorFor(userId)}`,
+    title: label || display,
+  }, h('span', { 'aria-hidden': 'true' }, initials(display)));
+  el.append(h('span', { class: 'visually-hidden' }, label || display));
+  return el;
+}
+
+export function formatTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}

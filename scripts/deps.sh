@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages a target needs, only those missing.
+#   scripts/deps.sh run|test
+set -eu
+run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 curl make gcc"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-websockets python3-requests nodejs npm chromium wrk openssl valgrind"
+case "${1:-run}" in
+run) pkgs=$run_pkgs ;;
+test) pkgs="$run_pkgs $test_pkgs" ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,250 @@
+/*
+ * rtb_bus: shared memory, global mutexes and futex wake-ups. See rtb_bus.h.
+ */
+#include "rtb_bus.h"
+
+#include "http_log.h"
+
+APLOG_USE_MODULE(rtboard);
+#include "http_main.h"
+#include "util_mutex.h"
+#include "ap_mpm.h"
+#include "apr_shm.h"
+#include "apr_atomic.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+#include <errno.h>
+#include <time.h>
+
+#define BUS_RETAINED_KEY "mod_rtboard-bus"
+#define BUS_MAGIC 0x52544231u /* "RTB1" */
+#define BUS_RING_MUTEX "rtboard-ring"
+#define BUS_WRITE_MUTEX "rtboard-write"
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t pad;
+    volatile apr_uint64_t published;
+    rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
+} bus_hdr_t;
+
+/* What survives a graceful restart: kept with ap_retained_data_*. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_size_t ring_bytes;
+    int ring_slots;
+    apr_global_mutex_t *ring_mutex;
+    apr_global_mutex_t *write_mutex;
+    const char *ring_lockfile;
+    const char *write_lockfile;
+} bus_retained_t;
+
+static bus_retained_t *bus_ret;
+static bus_hdr_t *bus_hdr;
+static rtb_ring_t *bus_ring;
+static rtb_child_slot_t *bus_my_slot;
+
+void rtb_bus_register(apr_pool_t *pconf)
+{
+    ap_mutex_register(pconf, BUS_RING_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+    ap_mutex_register(pconf, BUS_WRITE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static apr_size_t bus_ring_offset(void)
+{
+    return APR_ALIGN(sizeof(bus_hdr_t), 64);
+}
+
+int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    rtb_cfg_t *cfg = rtb_cfg(s);
+    apr_status_t rv;
+    apr_size_t ring_size, total;
+    void *base;
+
+    (void)pconf;
+    bus_ret = ap_retained_data_get(BUS_RETAINED_KEY);
+    if (!bus_ret)
+        bus_ret = ap_retained_data_create(BUS_RETAINED_KEY, sizeof(*bus_ret));
+    if (bus_ret->shm && (bus_ret->ring_bytes != cfg->ring_bytes ||
+                         bus_ret->ring_slots != cfg->ring_slots)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RTB0010: RTBoardRingSize/RTBoardRingSlots changed; the new size takes "
+                     "effect after a full stop and start");
+    }
+    if (!bus_ret->shm) {
+        ring_size = rtb_ring_block_size(cfg->ring_bytes, (uint32_t)cfg->ring_slots);
+        if (!ring_size) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0011: unusable ring size");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        total = bus_ring_offset() + ring_size;
+        rv = apr_shm_create(&bus_ret->shm, total, NULL, s->process->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "RTB0012: could not create %" APR_SIZE_T_FMT " bytes of shared memory",
+                         total);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        base = apr_shm_baseaddr_get(bus_ret->shm);
+        memset(base, 0, bus_ring_offset());
+        bus_hdr = base;
+        bus_hdr->magic = BUS_MAGIC;
+        if (!rtb_ring_format((char *)base + bus_ring_offset(), ring_size, cfg->ring_bytes,
+                             (uint32_t)cfg->ring_slots)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0013: could not format the ring");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        bus_ret->ring_bytes = cfg->ring_bytes;
+        bus_ret->ring_slots = cfg->ring_slots;
+        /* The mutexes live as long as the segment: children of an old
+         * generation and of the new one must share them. */
+        rv = ap_global_mutex_create(&bus_ret->ring_mutex, &bus_ret->ring_lockfile,
+                                    BUS_RING_MUTEX, NULL, s, s->process->pool, 0);
+        if (rv == APR_SUCCESS)
+            rv = ap_global_mutex_create(&bus_ret->write_mutex, &bus_ret->write_lockfile,
+                                        BUS_WRITE_MUTEX, NULL, s, s->process->pool, 0);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0014: could not create mutexes");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    base = apr_shm_baseaddr_get(bus_ret->shm);
+    bus_hdr = base;
+    bus_ring = rtb_ring_attach((char *)base + bus_ring_offset(),
+                               apr_shm_size_get(bus_ret->shm) - bus_ring_offset());
+    if (!bus_ring || bus_hdr->magic != BUS_MAGIC) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0015: shared segment is not valid");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+    int i, gen = 0;
+    apr_uint32_t me = (apr_uint32_t)getpid();
+
+    if (!bus_ret || !bus_ret->shm)
+        return;
+    rv = apr_global_mutex_child_init(&bus_ret->ring_mutex, bus_ret->ring_lockfile, pchild);
+    if (rv == APR_SUCCESS)
+        rv = apr_global_mutex_child_init(&bus_ret->write_mutex, bus_ret->write_lockfile,
+                                         pchild);
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0016: mutex child init failed");
+    ap_mpm_query(AP_MPMQ_GENERATION, &gen);
+    /* claim a status slot: a free one, or one whose process is gone */
+    for (i = 0; i < RTB_MAX_CHILD_SLOTS && !bus_my_slot; i++) {
+        rtb_child_slot_t *sl = &bus_hdr->slots[i];
+        apr_uint32_t pid = sl->pid;
+        if (pid == 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
+            if (apr_atomic_cas32(&sl->pid, me, pid) == pid) {
+                memset((char *)sl + sizeof(sl->pid), 0, sizeof(*sl) - sizeof(sl->pid));
+                sl->generation = (apr_uint32_t)gen;
+                bus_my_slot = sl;
+            }
+        }
+    }
+}
+
+void rtb_bus_release_pid(apr_uint32_t pid)
+{
+    int i;
+    if (!bus_hdr)
+        return;
+    for (i = 0; i < RTB_MAX_CHILD_SLOTS; i++) {
+        if (bus_hdr->slots[i].pid == pid)
+            apr_atomic_cas32(&bus_hdr->slots[i].pid, 0, pid);
+    }
+}
+
+rtb_ring_t *rtb_bus_ring(void)
+{
+    return bus_ring;
+}
+
+rtb_child_slot_t *rtb_bus_my_slot(void)
+{
+    return bus_my_slot;
+}
+
+rtb_child_slot_t *rtb_bus_slots(void)
+{
+    return bus_hdr ? bus_hdr->slots : NULL;
+}
+
+apr_uint64_t rtb_bus_published(void)
+{
+    return bus_hdr ? bus_hdr->published : 0;
+}
+
+apr_status_t rtb_ring_lock(void)
+{
+    return apr_global_mutex_lock(bus_ret->ring_mutex);
+}
+
+void rtb_ring_unlock(void)
+{
+    apr_global_mutex_unlock(bus_ret->ring_mutex);
+}
+
+apr_status_t rtb_write_lock(server_rec *s)
+{
+    apr_status_t rv = apr_global_mutex_lock(bus_ret->write_mutex);
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "RTB0017: write lock failed");
+    return rv;
+}
+
+void rtb_write_unlock(server_rec *s)
+{
+    (void)s;
+    apr_global_mutex_unlock(bus_ret->write_mutex);
+}
+
+static void bus_futex_wake(volatile apr_uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+apr_uint32_t rtb_bus_wake_value(void)
+{
+    return *rtb_ring_wake_word(bus_ring);
+}
+
+void rtb_bus_wait(apr_uint32_t seen, int timeout_ms)
+{
+    struct timespec ts;
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+    /* returns at once when the word already moved on (EAGAIN) */
+    syscall(SYS_futex, rtb_ring_wake_word(bus_ring), FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind,
+                     const char *json, apr_size_t len)
+{
+    apr_uint64_t g;
+    if (!bus_ring)
+        return;
+    if (rtb_ring_lock() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "RTB0018: ring lock failed; event %s/%"
+                     APR_UINT64_T_FMT " reaches streams by resume only", board, id);
+        return;
+    }
+    g = rtb_ring_append(bus_ring, board, id, (uint32_t)kind, json, (uint32_t)len);
+    if (g)
+        bus_hdr->published++;
+    rtb_ring_unlock();
+    if (!g)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RTB0019: event %s/%" APR_UINT64_T_FMT " too large for the ring; "
+                     "streams of that board will resume from the database",
+                     board, id);
+    bus_futex_wake(rtb_ring_wake_word(bus_ring));
+}

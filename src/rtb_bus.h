@@ -1,0 +1,54 @@
+/*
+ * rtb_bus: the cross-process event bus. One shared-memory segment per server
+ * lifetime (kept across graceful restarts) holds the event ring and the
+ * per-child status slots; a global mutex guards them, and a futex on the
+ * ring's wake word wakes every child without polling.
+ */
+#ifndef RTB_BUS_H
+#define RTB_BUS_H
+
+#include "rtb_config.h"
+#include "rtb_ring.h"
+
+#define RTB_MAX_CHILD_SLOTS 256
+#define RTB_TRANSPORTS 4 /* sse, longpoll, ws, blocking */
+
+enum { RTB_T_SSE = 0, RTB_T_LONGPOLL, RTB_T_WS, RTB_T_BLOCKING };
+
+/* One child process's counters; written by that child only, read by all. */
+typedef struct {
+    volatile apr_uint32_t pid;        /* 0 = free */
+    volatile apr_uint32_t generation;
+    volatile apr_uint32_t conns[RTB_TRANSPORTS];
+    volatile apr_uint64_t delivered;  /* events written to clients */
+    volatile apr_uint64_t dropped;    /* slow or lapped clients cut */
+    volatile apr_uint32_t threads;
+} rtb_child_slot_t;
+
+/* Registers the mutex types (pre_config), so the Mutex directive knows them. */
+void rtb_bus_register(apr_pool_t *pconf);
+
+/* Creates or finds the segment and mutexes (post_config). */
+int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s);
+
+/* Per-child attach of the mutexes (child_init). */
+void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The ring and its lock. Hold the lock while reading records. */
+rtb_ring_t *rtb_bus_ring(void);
+apr_status_t rtb_ring_lock(void);
+void rtb_ring_unlock(void);
+
+/* Waits until the wake word differs from `seen` or `timeout_ms` pass. */
+void rtb_bus_wait(apr_uint32_t seen, int timeout_ms);
+apr_uint32_t rtb_bus_wake_value(void);
+
+/* Status slots: this child's own slot (claimed in child_init), and all of them. */
+rtb_child_slot_t *rtb_bus_my_slot(void);
+rtb_child_slot_t *rtb_bus_slots(void);
+apr_uint64_t rtb_bus_published(void);
+
+/* Frees the slot of a child that exited (parent side). */
+void rtb_bus_release_pid(apr_uint32_t pid);
+
+#endif

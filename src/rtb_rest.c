@@ -1,0 +1,1432 @@
+/*
+ * rtb_rest: the REST side of the API (boards, lists, tasks, updates) and the
+ * write path every change takes: one transaction holding the change, the
+ * board's sequence bump and the event row; then publication in id order.
+ */
+#include "rtb_config.h"
+#include "rtb_rest.h"
+#include "rtb_store.h"
+#include "rtb_json.h"
+#include "rtb_router.h"
+
+#include "http_log.h"
+
+APLOG_USE_MODULE(rtboard);
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_strings.h"
+#include "apr_sha1.h"
+#include "apr_lib.h"
+
+#define REST_MAX_EVENTS 1000
+
+/* ------------------------------------------------------------------ */
+/* answers                                                              */
+
+const char *rtb_now_iso(apr_pool_t *p)
+{
+    apr_time_exp_t t;
+    apr_time_t now = apr_time_now();
+    apr_time_exp_gmt(&t, now);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
+                        t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                        t.tm_usec / 1000);
+}
+
+/* Why: every API answer names who Apache authenticated, for clients. */
+static void rest_common_headers(request_rec *r)
+{
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (r->user)
+        apr_table_set(r->headers_out, "X-RTBoard-User", r->user);
+}
+
+int rtb_send_body(request_rec *r, int status, const char *body, apr_size_t len)
+{
+    r->status = status;
+    rest_common_headers(r);
+    if (status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED || !body)
+        return OK;
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    ap_set_content_length(r, len);
+    if (!r->header_only)
+        ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* Sends `root` (reference stolen) as the answer with `status`. */
+int rtb_send_json(request_rec *r, int status, json_t *root)
+{
+    char *s = rtb_json_dump(root);
+    char *copy;
+    json_decref(root);
+    if (!s)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    copy = apr_pstrdup(r->pool, s);
+    free(s);
+    return rtb_send_body(r, status, copy, strlen(copy));
+}
+
+int rtb_send_error(request_rec *r, int status, const char *code, const char *message,
+                   const char *field)
+{
+    char *s = rtb_json_error_body(status, code, message, field, NULL, NULL);
+    char *copy = apr_pstrdup(r->pool, s);
+    free(s);
+    return rtb_send_body(r, status, copy, strlen(copy));
+}
+
+/* ------------------------------------------------------------------ */
+/* rows to JSON                                                         */
+
+static json_t *rest_num(const char *s)
+{
+    return json_integer(s ? apr_atoi64(s) : 0);
+}
+
+static json_t *rest_str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *rest_board_json(const char **row)
+{
+    return json_pack("{s:s,s:s,s:s,s:o}", "id", row[0], "name", row[1], "createdAt", row[2],
+                     "lastEventId", rest_num(row[3]));
+}
+
+static json_t *rest_list_json(const char *board, const char **row)
+{
+    return json_pack("{s:o,s:s,s:s,s:o}", "id", rest_num(row[0]), "boardId", board, "name",
+                     row[1], "position", rest_num(row[2]));
+}
+
+static json_t *rest_task_json(const char *board, const char **c)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "id", rest_num(c[RTB_TC_ID]));
+    json_object_set_new(t, "boardId", json_string(board));
+    json_object_set_new(t, "listId", rest_num(c[RTB_TC_LIST]));
+    json_object_set_new(t, "title", json_string(c[RTB_TC_TITLE] ? c[RTB_TC_TITLE] : ""));
+    json_object_set_new(t, "description", json_string(c[RTB_TC_DESC] ? c[RTB_TC_DESC] : ""));
+    json_object_set_new(t, "assignee", rest_str_or_null(c[RTB_TC_ASSIGNEE]));
+    json_object_set_new(t, "position", rest_num(c[RTB_TC_POS]));
+    json_object_set_new(t, "version", rest_num(c[RTB_TC_VERSION]));
+    json_object_set_new(t, "createdAt", rest_str_or_null(c[RTB_TC_CREATED]));
+    json_object_set_new(t, "updatedAt", rest_str_or_null(c[RTB_TC_UPDATED]));
+    json_object_set_new(t, "createdBy", rest_str_or_null(c[RTB_TC_CREATED_BY]));
+    json_object_set_new(t, "updatedBy", rest_str_or_null(c[RTB_TC_UPDATED_BY]));
+    return t;
+}
+
+static json_t *rest_data(json_t *d)
+{
+    return json_pack("{s:o}", "data", d);
+}
+
+/* ------------------------------------------------------------------ */
+/* request context                                                      */
+
+typedef struct {
+    const char *board;
+    apr_uint64_t id;
+    const char *json;
+} rest_event_t;
+
+typedef struct {
+    int status;
+    const char *location;
+    char *body; /* pool string, NULL for no body */
+} rest_answer_t;
+
+typedef struct rest_ctx_t {
+    request_rec *r;
+    rtb_cfg_t *cfg;
+    rtb_route_t rt;
+    const char *user;
+    rtb_db_t db;
+    json_t *body;
+    const char *raw_body;
+    apr_size_t raw_len;
+    int locked;
+    apr_array_header_t *events; /* rest_event_t, published after commit */
+} rest_ctx_t;
+
+static apr_status_t rest_json_cleanup(void *j)
+{
+    json_decref((json_t *)j);
+    return APR_SUCCESS;
+}
+
+/* Ties a json_t to the request pool: released when the request ends. */
+static json_t *rest_keep(request_rec *r, json_t *j)
+{
+    if (j)
+        apr_pool_cleanup_register(r->pool, j, rest_json_cleanup, apr_pool_cleanup_null);
+    return j;
+}
+
+static void rest_answer_error(rest_ctx_t *x, rest_answer_t *a, int status, const char *code,
+                              const char *msg, const char *field, const char *extra_key,
+                              json_t *extra)
+{
+    char *s = rtb_json_error_body(status, code, msg, field, extra_key, extra);
+    a->status = status;
+    a->location = NULL;
+    a->body = apr_pstrdup(x->r->pool, s);
+    free(s);
+}
+
+static void rest_answer_json(rest_ctx_t *x, rest_answer_t *a, int status, json_t *root)
+{
+    char *s = rtb_json_dump(root);
+    json_decref(root);
+    a->status = status;
+    a->body = apr_pstrdup(x->r->pool, s ? s : "{}");
+    free(s);
+}
+
+static int rest_send_answer(rest_ctx_t *x, const rest_answer_t *a)
+{
+    if (a->location)
+        apr_table_set(x->r->headers_out, "Location", a->location);
+    return rtb_send_body(x->r, a->status, a->body, a->body ? strlen(a->body) : 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* request bodies                                                       */
+
+static int rest_is_json_type(const char *ct)
+{
+    const char *semi;
+    apr_size_t n;
+    if (!ct)
+        return 0;
+    semi = strchr(ct, ';');
+    n = semi ? (apr_size_t)(semi - ct) : strlen(ct);
+    while (n && apr_isspace(ct[n - 1]))
+        n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+        return 1;
+    /* application/<anything>+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/*
+ * Reads the whole body into the pool, refusing more than the configured limit
+ * (413) and non-JSON types (415). Returns OK or an HTTP status already sent.
+ */
+static int rest_read_body(rest_ctx_t *x)
+{
+    request_rec *r = x->r;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t limit = x->cfg->max_body;
+    char *buf;
+    apr_size_t used = 0, cap;
+    long got;
+    int rc;
+
+    if (cl) {
+        char *end;
+        apr_off_t n;
+        if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end || n < 0) {
+            return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_content_length",
+                                  "Content-Length is not a number", NULL);
+        }
+        if (n > limit) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return rtb_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
+                                  apr_psprintf(r->pool, "the body is over %" APR_OFF_T_FMT
+                                               " bytes", limit), NULL);
+        }
+    }
+    if (!rest_is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return rtb_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                              "the body must be application/json", NULL);
+    }
+    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK)
+        return rc;
+    cap = 4096;
+    buf = apr_palloc(r->pool, cap + 1);
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            if (used == cap) {
+                char *nb;
+                if ((apr_off_t)cap >= limit + 1)
+                    break;
+                cap *= 2;
+                if ((apr_off_t)cap > limit + 1)
+                    cap = (apr_size_t)limit + 1;
+                nb = apr_palloc(r->pool, cap + 1);
+                memcpy(nb, buf, used);
+                buf = nb;
+            }
+            got = ap_get_client_block(r, buf + used, cap - used);
+            if (got < 0)
+                return rtb_send_error(r, HTTP_BAD_REQUEST, "body_read_failed",
+                                      "the body could not be read", NULL);
+            if (got == 0)
+                break;
+            used += (apr_size_t)got;
+            if ((apr_off_t)used > limit) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return rtb_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
+                                      "the body is over the limit", NULL);
+            }
+        }
+    }
+    buf[used] = '\0';
+    x->raw_body = buf;
+    x->raw_len = used;
+    return OK;
+}
+
+/* Reads, parses and validates a JSON object body against `spec`. */
+static int rest_body(rest_ctx_t *x, const rtb_field_spec_t *spec)
+{
+    rtb_json_err_t err;
+    json_t *j;
+    int rc = rest_read_body(x);
+    if (rc != OK || x->r->status != HTTP_OK)
+        return rc == OK ? DONE : rc;
+    if (rtb_json_parse_object(x->raw_body, x->raw_len, &j, &err) < 0 ||
+        (spec && rtb_json_validate(j, spec, &err) < 0)) {
+        if (j)
+            json_decref(j);
+        rtb_send_error(x->r, err.status, err.code, err.message, err.field[0] ? err.field : NULL);
+        return DONE;
+    }
+    x->body = rest_keep(x->r, j);
+    return OK;
+}
+
+static const char *rest_bstr(rest_ctx_t *x, const char *key)
+{
+    json_t *v = json_object_get(x->body, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int rest_bhas(rest_ctx_t *x, const char *key)
+{
+    return json_object_get(x->body, key) != NULL;
+}
+
+static long long rest_bint(rest_ctx_t *x, const char *key, long long dflt)
+{
+    json_t *v = json_object_get(x->body, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static const char *rest_i(apr_pool_t *p, long long v)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)v);
+}
+
+/* ------------------------------------------------------------------ */
+/* the write path                                                       */
+
+/*
+ * Records one event of the current transaction: bumps the board's sequence,
+ * inserts the event row, trims history. Returns the event id, 0 on failure.
+ * `data` is stolen.
+ */
+static apr_uint64_t rest_emit(rest_ctx_t *x, const char *board, const char *type, json_t *data)
+{
+    apr_pool_t *p = x->r->pool;
+    const char *a1[1] = {board};
+    apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_BOARD_SEQ, 1, a1, NULL);
+    apr_uint64_t id;
+    const char *at = rtb_now_iso(p);
+    json_t *ev;
+    char *s;
+    rest_event_t *pe;
+
+    if (!rows || rows->nelts != 1) {
+        json_decref(data);
+        x->db.failed = 1;
+        return 0;
+    }
+    id = (apr_uint64_t)apr_atoi64(APR_ARRAY_IDX(rows, 0, const char **)[0]);
+    ev = json_pack("{s:I,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t)id, "type", type, "boardId",
+                   board, "at", at, "actor", x->user, "data", data);
+    s = rtb_json_dump(ev);
+    json_decref(ev);
+    {
+        const char *args[6] = {board, rest_i(p, (long long)id), type, at, x->user,
+                               apr_pstrdup(p, s)};
+        free(s);
+        if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
+            return 0;
+        pe = apr_array_push(x->events);
+        pe->board = board;
+        pe->id = id;
+        pe->json = args[5];
+    }
+    if (x->cfg->history > 0 && id > (apr_uint64_t)x->cfg->history &&
+        id % 64 == 0) { /* trim now and then, not on every write */
+        const char *pa[2] = {board, rest_i(p, (long long)(id - x->cfg->history))};
+        if (rtb_db_exec(&x->db, RTB_SQL_EVENT_PRUNE, 2, pa, NULL) < 0)
+            return 0;
+    }
+    return id;
+}
+
+typedef int (*rest_write_fn)(rest_ctx_t *x, rest_answer_t *a);
+
+static const char *rest_fingerprint(rest_ctx_t *x)
+{
+    apr_sha1_ctx_t c;
+    unsigned char d[APR_SHA1_DIGESTSIZE];
+    char hex[APR_SHA1_DIGESTSIZE * 2 + 1];
+    int i;
+    apr_sha1_init(&c);
+    apr_sha1_update(&c, x->r->method, (unsigned)strlen(x->r->method));
+    apr_sha1_update(&c, " ", 1);
+    apr_sha1_update(&c, x->r->uri, (unsigned)strlen(x->r->uri));
+    apr_sha1_update(&c, "\n", 1);
+    apr_sha1_update_binary(&c, (const unsigned char *)(x->raw_body ? x->raw_body : ""),
+                           (unsigned)x->raw_len);
+    apr_sha1_final(d, &c);
+    for (i = 0; i < APR_SHA1_DIGESTSIZE; i++)
+        apr_snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return apr_pstrdup(x->r->pool, hex);
+}
+
+/*
+ * Runs `fn` inside the write lock and one transaction. On success the
+ * transaction commits and its events are published in id order before the
+ * lock is released; on any error nothing is written and nothing published.
+ */
+static int rest_run_write(rest_ctx_t *x, rest_write_fn fn)
+{
+    request_rec *r = x->r;
+    rest_answer_t a = {0, NULL, NULL};
+    const char *idem = apr_table_get(r->headers_in, "Idempotency-Key");
+    const char *fp = NULL;
+    int i, rc;
+
+    if (idem && (!*idem || strlen(idem) > 200))
+        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_idempotency_key",
+                              "Idempotency-Key must be 1..200 characters", NULL);
+    if (idem && strcmp(r->method, "POST") != 0)
+        idem = NULL;
+    if (rtb_db_acquire(&x->db, r) < 0)
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    x->events = apr_array_make(r->pool, 2, sizeof(rest_event_t));
+    if (rtb_write_lock(r->server) != APR_SUCCESS)
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "busy", "could not take the lock",
+                              NULL);
+    if (rtb_db_begin(&x->db) < 0) {
+        rtb_write_unlock(r->server);
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_busy",
+                              "the database is busy, try again", NULL);
+    }
+    if (idem) {
+        const char *args[2] = {x->user, idem};
+        apr_array_header_t *rows;
+        fp = rest_fingerprint(x);
+        rows = rtb_db_select(&x->db, RTB_SQL_IDEM_GET, 2, args, NULL);
+        if (!rows)
+            goto dberror;
+        if (rows->nelts) {
+            const char **row = APR_ARRAY_IDX(rows, 0, const char **);
+            rtb_db_rollback(&x->db);
+            rtb_write_unlock(r->server);
+            if (strcmp(row[0], fp) != 0)
+                return rtb_send_error(r, HTTP_UNPROCESSABLE_ENTITY, "idempotency_key_reused",
+                                      "this Idempotency-Key was used for another request",
+                                      NULL);
+            a.status = atoi(row[1]);
+            a.location = row[2];
+            a.body = (char *)row[3];
+            apr_table_setn(r->headers_out, "Idempotent-Replayed", "true");
+            return rest_send_answer(x, &a);
+        }
+    }
+    rc = fn(x, &a);
+    if (rc != 0 || x->db.failed) {
+        rtb_db_rollback(&x->db);
+        rtb_write_unlock(r->server);
+        if (x->db.failed)
+            return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
+                                  "the change could not be stored", NULL);
+        return rest_send_answer(x, &a);
+    }
+    if (idem) {
+        const char *args[7] = {x->user, idem,    fp, rest_i(r->pool, a.status),
+                               a.location, a.body, rtb_now_iso(r->pool)};
+        if (rtb_db_exec(&x->db, RTB_SQL_IDEM_INS, 7, args, NULL) < 0)
+            goto dberror;
+    }
+    if (rtb_db_commit(&x->db) < 0) {
+        rtb_write_unlock(r->server);
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "commit_failed",
+                              "the change could not be committed, try again", NULL);
+    }
+    for (i = 0; i < x->events->nelts; i++) {
+        rest_event_t *e = &APR_ARRAY_IDX(x->events, i, rest_event_t);
+        rtb_bus_publish(r->server, e->board, e->id, 0, e->json, strlen(e->json));
+    }
+    rtb_write_unlock(r->server);
+    return rest_send_answer(x, &a);
+
+dberror:
+    rtb_db_rollback(&x->db);
+    rtb_write_unlock(r->server);
+    return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
+                          "the change could not be stored", NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* lookups                                                              */
+
+static const char **rest_one_row(rest_ctx_t *x, const char *label, int nargs, const char **args)
+{
+    apr_array_header_t *rows = rtb_db_select(&x->db, label, nargs, args, NULL);
+    if (!rows || rows->nelts == 0)
+        return NULL;
+    return APR_ARRAY_IDX(rows, 0, const char **);
+}
+
+static const char **rest_board_row(rest_ctx_t *x, const char *board)
+{
+    const char *a[1] = {board};
+    return rest_one_row(x, RTB_SQL_BOARD_GET, 1, a);
+}
+
+static const char **rest_task_row(rest_ctx_t *x, const char *board, long long task)
+{
+    const char *a[2] = {rest_i(x->r->pool, task), board};
+    return rest_one_row(x, RTB_SQL_TASK_GET, 2, a);
+}
+
+static const char **rest_list_row(rest_ctx_t *x, const char *board, long long list)
+{
+    const char *a[2] = {rest_i(x->r->pool, list), board};
+    return rest_one_row(x, RTB_SQL_LIST_GET, 2, a);
+}
+
+static long long rest_count(rest_ctx_t *x, const char *label, const char *arg)
+{
+    const char *a[1] = {arg};
+    const char **row = rest_one_row(x, label, 1, a);
+    return row && row[0] ? apr_atoi64(row[0]) : -1;
+}
+
+static int rest_no_board(rest_ctx_t *x, rest_answer_t *a)
+{
+    if (x->db.failed)
+        return -1;
+    rest_answer_error(x, a, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL, NULL,
+                      NULL);
+    return -1;
+}
+
+static int rest_no_task(rest_ctx_t *x, rest_answer_t *a)
+{
+    if (x->db.failed)
+        return -1;
+    rest_answer_error(x, a, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL, NULL, NULL);
+    return -1;
+}
+
+/* If-Match: "<version>" against the row's version; 0 when it matches or is absent. */
+static int rest_check_if_match(rest_ctx_t *x, rest_answer_t *a, const char **task)
+{
+    const char *im = apr_table_get(x->r->headers_in, "If-Match");
+    const char *want;
+    if (!im || !strcmp(im, "*"))
+        return 0;
+    want = apr_psprintf(x->r->pool, "\"%s\"", task[RTB_TC_VERSION]);
+    if (!strcmp(im, want) || !strcmp(im, task[RTB_TC_VERSION]) ||
+        !strcmp(im, apr_pstrcat(x->r->pool, "W/", want, NULL)))
+        return 0;
+    rest_answer_error(x, a, HTTP_PRECONDITION_FAILED, "version_mismatch",
+                      "the task was changed by someone else", NULL, "current",
+                      rest_task_json(x->rt.board, task));
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* boards                                                               */
+
+static const rtb_field_spec_t spec_board_create[] = {
+    {"id", RTB_F_STRING, 1, 64, 0, 0},
+    {"name", RTB_F_STRING, 1, 200, 1, 0},
+    {"lists", RTB_F_STRING, 0, 0, 0, 0}, /* checked by hand: an array of names */
+    {NULL, 0, 0, 0, 0, 0}};
+
+static const rtb_field_spec_t spec_board_patch[] = {{"name", RTB_F_STRING, 1, 200, 1, 0},
+                                                    {NULL, 0, 0, 0, 0, 0}};
+
+/* A readable id from a name: lower-case letters and digits, '-' between words. */
+static char *rest_slugify(apr_pool_t *p, const char *name)
+{
+    char *out = apr_palloc(p, 49);
+    apr_size_t n = 0;
+    int dash = 0;
+    for (; *name && n < 40; name++) {
+        unsigned char c = (unsigned char)*name;
+        if (apr_isalnum(c) && c < 128) {
+            if (dash && n)
+                out[n++] = '-';
+            out[n++] = (char)apr_tolower(c);
+            dash = 0;
+        } else {
+            dash = 1;
+        }
+    }
+    out[n] = '\0';
+    return n ? out : apr_pstrdup(p, "board");
+}
+
+static int rest_board_create(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char *id = rest_bstr(x, "id");
+    const char *name = rest_bstr(x, "name");
+    json_t *lists = json_object_get(x->body, "lists");
+    json_t *out, *jl;
+    const char *now = rtb_now_iso(p);
+    size_t i, nl;
+    static const char *const defaults[] = {"To Do", "In Progress", "Done"};
+
+    if (!id) {
+        char *base = rest_slugify(p, name);
+        id = base;
+        for (i = 2; rest_board_row(x, id) && i < 1000; i++)
+            id = apr_psprintf(p, "%s-%d", base, (int)i);
+    }
+    if (x->db.failed)
+        return -1;
+    if (rest_board_row(x, id)) {
+        rest_answer_error(x, a, HTTP_CONFLICT, "board_exists", "a board with this id exists",
+                          "id", NULL, NULL);
+        return -1;
+    }
+    {
+        const char *args[3] = {id, name, now};
+        if (rtb_db_exec(&x->db, RTB_SQL_BOARD_INS, 3, args, NULL) < 0)
+            return -1;
+    }
+    nl = lists ? json_array_size(lists) : 3;
+    jl = json_array();
+    for (i = 0; i < nl; i++) {
+        const char *ln = lists ? json_string_value(json_array_get(lists, i)) : defaults[i];
+        const char *args[3] = {id, ln, rest_i(p, (long long)i)};
+        const char **row = rest_one_row(x, RTB_SQL_LIST_INS, 3, args);
+        if (!row)
+            return -1;
+        json_array_append_new(jl, json_pack("{s:o,s:s,s:s,s:I}", "id", rest_num(row[0]),
+                                            "boardId", id, "name", ln, "position",
+                                            (json_int_t)i));
+    }
+    out = json_pack("{s:s,s:s,s:s,s:i,s:o}", "id", id, "name", name, "createdAt", now,
+                    "lastEventId", 0, "lists", jl);
+    a->location = apr_pstrcat(p, x->cfg->base, "boards/", id, NULL);
+    rest_answer_json(x, a, HTTP_CREATED, rest_data(out));
+    return 0;
+}
+
+/* Checks the hand-typed parts of POST /boards: the id slug and the lists array. */
+static int rest_board_body_extra(rest_ctx_t *x)
+{
+    const char *id = rest_bstr(x, "id");
+    json_t *lists = json_object_get(x->body, "lists");
+    size_t i;
+    if (id && !rtb_board_slug_valid(id, strlen(id)))
+        return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_id",
+                              "id must match [a-z0-9][a-z0-9_-]{0,63}", "id");
+    if (lists) {
+        if (!json_is_array(lists) || json_array_size(lists) > 50)
+            return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
+                                  "lists must be an array of at most 50 names", "lists");
+        for (i = 0; i < json_array_size(lists); i++) {
+            json_t *v = json_array_get(lists, i);
+            size_t n;
+            if (!json_is_string(v))
+                return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
+                                      "every list name must be a string", "lists");
+            n = rtb_utf8_len(json_string_value(v));
+            if (n < 1 || n > 100)
+                return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_value",
+                                      "list names are 1..100 characters", "lists");
+        }
+    }
+    return OK;
+}
+
+/* Asks Apache whether this user may read board `b` (its <Location> Require lines). */
+int rtb_board_allowed(request_rec *r, const char *board, const char *method, const char *uri)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    request_rec *rr;
+    int st;
+    if (!uri)
+        uri = apr_pstrcat(r->pool, cfg->base, "boards/", board, NULL);
+    rr = ap_sub_req_method_uri(method ? method : "GET", uri, r, NULL);
+    st = rr->status;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RTB0030: %s %s for %s: %d", rr->method,
+                  uri, r->user ? r->user : "-", st);
+    ap_destroy_sub_req(rr);
+    return st == HTTP_OK ? OK : st;
+}
+
+static int rest_boards_list(rest_ctx_t *x)
+{
+    apr_array_header_t *rows;
+    json_t *arr = json_array();
+    int i;
+    if (rtb_db_acquire(&x->db, x->r) < 0) {
+        json_decref(arr);
+        return rtb_send_error(x->r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    }
+    rows = rtb_db_select(&x->db, RTB_SQL_BOARDS_ALL, 0, NULL, NULL);
+    if (!rows) {
+        json_decref(arr);
+        return rtb_send_error(x->r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
+                              "could not read boards", NULL);
+    }
+    for (i = 0; i < rows->nelts; i++) {
+        const char **row = APR_ARRAY_IDX(rows, i, const char **);
+        if (rtb_board_allowed(x->r, row[0], "GET", NULL) == OK)
+            json_array_append_new(arr, rest_board_json(row));
+    }
+    return rtb_send_json(x->r, HTTP_OK, rest_data(arr));
+}
+
+/*
+ * The board snapshot: board, lists and tasks as of one lastEventId. The
+ * reads are checked against the board's sequence before and after, and
+ * retried if a change committed in between, so the snapshot and its
+ * lastEventId always agree.
+ */
+static int rest_board_get(rest_ctx_t *x)
+{
+    request_rec *r = x->r;
+    const char *a1[1] = {x->rt.board};
+    int attempt;
+    if (rtb_db_acquire(&x->db, r) < 0)
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    for (attempt = 0; attempt < 20; attempt++) {
+        const char **b = rest_board_row(x, x->rt.board), **b2;
+        apr_array_header_t *lists, *tasks;
+        json_t *jl, *jt, *root;
+        const char *etag;
+        int i;
+        if (!b) {
+            if (x->db.failed)
+                break;
+            return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
+        }
+        etag = apr_psprintf(r->pool, "\"s%s\"", b[3]);
+        {
+            const char *inm = apr_table_get(r->headers_in, "If-None-Match");
+            if (inm && !strcmp(inm, etag)) {
+                apr_table_setn(r->headers_out, "ETag", etag);
+                return rtb_send_body(r, HTTP_NOT_MODIFIED, NULL, 0);
+            }
+        }
+        lists = rtb_db_select(&x->db, RTB_SQL_LISTS_OF, 1, a1, NULL);
+        tasks = rtb_db_select(&x->db, RTB_SQL_TASKS_OF, 1, a1, NULL);
+        b2 = rest_board_row(x, x->rt.board);
+        if (!lists || !tasks || !b2)
+            break;
+        if (strcmp(b[3], b2[3]) != 0)
+            continue;
+        jl = json_array();
+        for (i = 0; i < lists->nelts; i++)
+            json_array_append_new(jl, rest_list_json(x->rt.board,
+                                                     APR_ARRAY_IDX(lists, i, const char **)));
+        jt = json_array();
+        for (i = 0; i < tasks->nelts; i++)
+            json_array_append_new(jt, rest_task_json(x->rt.board,
+                                                     APR_ARRAY_IDX(tasks, i, const char **)));
+        root = json_pack("{s:{s:o,s:o,s:o},s:o}", "data", "board", rest_board_json(b), "lists",
+                         jl, "tasks", jt, "lastEventId", rest_num(b[3]));
+        apr_table_setn(r->headers_out, "ETag", etag);
+        return rtb_send_json(r, HTTP_OK, root);
+    }
+    return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "snapshot_unavailable",
+                          "could not read a consistent snapshot, try again", NULL);
+}
+
+static int rest_board_patch(rest_ctx_t *x, rest_answer_t *a)
+{
+    const char *name = rest_bstr(x, "name");
+    const char **b = rest_board_row(x, x->rt.board);
+    json_t *bj;
+    if (!b)
+        return rest_no_board(x, a);
+    {
+        const char *args[2] = {name, x->rt.board};
+        if (rtb_db_exec(&x->db, RTB_SQL_BOARD_RENAME, 2, args, NULL) < 0)
+            return -1;
+    }
+    b = rest_board_row(x, x->rt.board);
+    if (!b)
+        return -1;
+    bj = rest_board_json(b);
+    /* lastEventId in the answer is the id of this very change */
+    {
+        apr_uint64_t id = rest_emit(x, x->rt.board, "board_updated",
+                                    json_pack("{s:O}", "board", bj));
+        if (!id) {
+            json_decref(bj);
+            return -1;
+        }
+        json_object_set_new(bj, "lastEventId", json_integer((json_int_t)id));
+    }
+    rest_answer_json(x, a, HTTP_OK, rest_data(bj));
+    return 0;
+}
+
+static int rest_board_delete(rest_ctx_t *x, rest_answer_t *a)
+{
+    const char *args[1] = {x->rt.board};
+    if (!rest_board_row(x, x->rt.board))
+        return rest_no_board(x, a);
+    if (!rest_emit(x, x->rt.board, "board_deleted", json_pack("{s:s}", "boardId", x->rt.board)))
+        return -1;
+    if (rtb_db_exec(&x->db, RTB_SQL_BOARD_DEL, 1, args, NULL) < 0)
+        return -1;
+    a->status = HTTP_NO_CONTENT;
+    a->body = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* lists                                                                */
+
+static const rtb_field_spec_t spec_list_create[] = {{"name", RTB_F_STRING, 1, 100, 1, 0},
+                                                    {"position", RTB_F_INT, 0, 100000, 0, 0},
+                                                    {NULL, 0, 0, 0, 0, 0}};
+static const rtb_field_spec_t spec_list_patch[] = {{"name", RTB_F_STRING, 1, 100, 1, 0},
+                                                   {NULL, 0, 0, 0, 0, 0}};
+
+static int rest_list_create(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    long long next, pos;
+    const char **row;
+    json_t *lj;
+    if (!rest_board_row(x, x->rt.board))
+        return rest_no_board(x, a);
+    next = rest_count(x, RTB_SQL_LIST_NEXT_POS, x->rt.board);
+    if (next < 0)
+        return -1;
+    pos = rest_bint(x, "position", next);
+    if (pos > next)
+        pos = next;
+    if (pos < next) {
+        const char *args[3] = {"1", x->rt.board, rest_i(p, pos)};
+        if (rtb_db_exec(&x->db, RTB_SQL_LIST_SHIFT, 3, args, NULL) < 0)
+            return -1;
+    }
+    {
+        const char *args[3] = {x->rt.board, rest_bstr(x, "name"), rest_i(p, pos)};
+        row = rest_one_row(x, RTB_SQL_LIST_INS, 3, args);
+        if (!row)
+            return -1;
+    }
+    lj = json_pack("{s:o,s:s,s:s,s:I}", "id", rest_num(row[0]), "boardId", x->rt.board, "name",
+                   rest_bstr(x, "name"), "position", (json_int_t)pos);
+    if (!rest_emit(x, x->rt.board, "list_created", json_pack("{s:O}", "list", lj))) {
+        json_decref(lj);
+        return -1;
+    }
+    a->location = apr_psprintf(p, "%sboards/%s/lists/%s", x->cfg->base, x->rt.board, row[0]);
+    rest_answer_json(x, a, HTTP_CREATED, rest_data(lj));
+    return 0;
+}
+
+static int rest_list_missing(rest_ctx_t *x, rest_answer_t *a)
+{
+    if (!rest_board_row(x, x->rt.board))
+        return rest_no_board(x, a);
+    if (x->db.failed)
+        return -1;
+    rest_answer_error(x, a, HTTP_NOT_FOUND, "list_not_found", "no such list", NULL, NULL, NULL);
+    return -1;
+}
+
+static int rest_list_patch(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row = rest_list_row(x, x->rt.board, x->rt.list);
+    json_t *lj;
+    if (!row)
+        return rest_list_missing(x, a);
+    {
+        const char *args[2] = {rest_bstr(x, "name"), rest_i(p, x->rt.list)};
+        if (rtb_db_exec(&x->db, RTB_SQL_LIST_RENAME, 2, args, NULL) < 0)
+            return -1;
+    }
+    row = rest_list_row(x, x->rt.board, x->rt.list);
+    if (!row)
+        return -1;
+    lj = rest_list_json(x->rt.board, row);
+    if (!rest_emit(x, x->rt.board, "list_updated", json_pack("{s:O}", "list", lj))) {
+        json_decref(lj);
+        return -1;
+    }
+    rest_answer_json(x, a, HTTP_OK, rest_data(lj));
+    return 0;
+}
+
+static int rest_list_delete(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row = rest_list_row(x, x->rt.board, x->rt.list);
+    const char *lid = rest_i(p, x->rt.list);
+    const char *cascade = x->r->args ? strstr(x->r->args, "cascade=1") : NULL;
+    long long ntasks;
+    if (!row)
+        return rest_list_missing(x, a);
+    ntasks = rest_count(x, RTB_SQL_LIST_TASKS, lid);
+    if (ntasks < 0)
+        return -1;
+    if (ntasks > 0 && !cascade) {
+        rest_answer_error(x, a, HTTP_CONFLICT, "list_not_empty",
+                          "the list holds tasks; delete them or use ?cascade=1", NULL, NULL,
+                          NULL);
+        return -1;
+    }
+    {
+        const char *args[1] = {lid};
+        const char *shift[3] = {"-1", x->rt.board, rest_i(p, apr_atoi64(row[2]) + 1)};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_DEL_LIST, 1, args, NULL) < 0 ||
+            rtb_db_exec(&x->db, RTB_SQL_LIST_DEL, 1, args, NULL) < 0 ||
+            rtb_db_exec(&x->db, RTB_SQL_LIST_SHIFT, 3, shift, NULL) < 0)
+            return -1;
+    }
+    if (!rest_emit(x, x->rt.board, "list_deleted",
+                   json_pack("{s:I,s:I}", "listId", (json_int_t)x->rt.list, "tasksDeleted",
+                             (json_int_t)ntasks)))
+        return -1;
+    a->status = HTTP_NO_CONTENT;
+    a->body = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* tasks                                                                */
+
+static const rtb_field_spec_t spec_task_create[] = {
+    {"listId", RTB_F_ID, 1, 9007199254740991LL, 1, 0},
+    {"title", RTB_F_STRING, 1, 200, 1, 0},
+    {"description", RTB_F_STRING, 0, 10000, 0, 0},
+    {"assignee", RTB_F_STRING, 1, 64, 0, 1},
+    {"position", RTB_F_INT, 0, 1000000, 0, 0},
+    {NULL, 0, 0, 0, 0, 0}};
+
+static const rtb_field_spec_t spec_alias_create[] = {
+    {"boardId", RTB_F_STRING, 1, 64, 1, 0},
+    {"listId", RTB_F_ID, 1, 9007199254740991LL, 1, 0},
+    {"title", RTB_F_STRING, 1, 200, 1, 0},
+    {"description", RTB_F_STRING, 0, 10000, 0, 0},
+    {"assignee", RTB_F_STRING, 1, 64, 0, 1},
+    {"position", RTB_F_INT, 0, 1000000, 0, 0},
+    {NULL, 0, 0, 0, 0, 0}};
+
+static const rtb_field_spec_t spec_task_patch[] = {{"title", RTB_F_STRING, 1, 200, 0, 0},
+                                                   {"description", RTB_F_STRING, 0, 10000, 0, 0},
+                                                   {"assignee", RTB_F_STRING, 1, 64, 0, 1},
+                                                   {NULL, 0, 0, 0, 0, 0}};
+
+static const rtb_field_spec_t spec_task_move[] = {
+    {"listId", RTB_F_ID, 1, 9007199254740991LL, 1, 0},
+    {"position", RTB_F_INT, 0, 1000000, 1, 0},
+    {NULL, 0, 0, 0, 0, 0}};
+
+static int rest_bad_list(rest_ctx_t *x, rest_answer_t *a)
+{
+    if (x->db.failed)
+        return -1;
+    rest_answer_error(x, a, HTTP_UNPROCESSABLE_ENTITY, "list_not_found",
+                      "listId does not name a list of this board", "listId", NULL, NULL);
+    return -1;
+}
+
+static int rest_task_create(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    long long list = rest_bint(x, "listId", 0), count, pos;
+    const char *lid = rest_i(p, list);
+    const char *now = rtb_now_iso(p);
+    const char **row;
+    json_t *tj;
+    if (!rest_board_row(x, x->rt.board))
+        return rest_no_board(x, a);
+    if (!rest_list_row(x, x->rt.board, list))
+        return rest_bad_list(x, a);
+    count = rest_count(x, RTB_SQL_LIST_TASKS, lid);
+    if (count < 0)
+        return -1;
+    pos = rest_bint(x, "position", count);
+    if (pos > count)
+        pos = count;
+    if (pos < count) {
+        const char *args[3] = {"1", lid, rest_i(p, pos)};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, args, NULL) < 0)
+            return -1;
+    }
+    {
+        const char *desc = rest_bstr(x, "description");
+        const char *args[11] = {x->rt.board, lid,       rest_bstr(x, "title"),
+                                desc ? desc : "", rest_bstr(x, "assignee"),
+                                rest_i(p, pos), now, now, x->user, x->user};
+        row = rest_one_row(x, RTB_SQL_TASK_INS, 10, args);
+        if (!row)
+            return -1;
+    }
+    row = rest_task_row(x, x->rt.board, apr_atoi64(row[0]));
+    if (!row)
+        return -1;
+    tj = rest_task_json(x->rt.board, row);
+    if (!rest_emit(x, x->rt.board, "task_created", json_pack("{s:O}", "task", tj))) {
+        json_decref(tj);
+        return -1;
+    }
+    a->location = apr_psprintf(p, "%sboards/%s/tasks/%s", x->cfg->base, x->rt.board,
+                               row[RTB_TC_ID]);
+    rest_answer_json(x, a, HTTP_CREATED, rest_data(tj));
+    return 0;
+}
+
+static int rest_tasks_list(rest_ctx_t *x)
+{
+    const char *a1[1] = {x->rt.board};
+    apr_array_header_t *rows;
+    json_t *arr;
+    int i;
+    if (rtb_db_acquire(&x->db, x->r) < 0)
+        return rtb_send_error(x->r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    if (!rest_board_row(x, x->rt.board))
+        return x->db.failed ? HTTP_INTERNAL_SERVER_ERROR
+                            : rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found",
+                                             "no such board", NULL);
+    rows = rtb_db_select(&x->db, RTB_SQL_TASKS_OF, 1, a1, NULL);
+    if (!rows)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    arr = json_array();
+    for (i = 0; i < rows->nelts; i++)
+        json_array_append_new(arr,
+                              rest_task_json(x->rt.board, APR_ARRAY_IDX(rows, i, const char **)));
+    return rtb_send_json(x->r, HTTP_OK, rest_data(arr));
+}
+
+static int rest_task_get(rest_ctx_t *x)
+{
+    const char **row;
+    if (rtb_db_acquire(&x->db, x->r) < 0)
+        return rtb_send_error(x->r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    row = rest_task_row(x, x->rt.board, x->rt.task);
+    if (!row) {
+        if (x->db.failed)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        if (!rest_board_row(x, x->rt.board))
+            return rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board",
+                                  NULL);
+        return rtb_send_error(x->r, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL);
+    }
+    apr_table_setn(x->r->headers_out, "ETag",
+                   apr_psprintf(x->r->pool, "\"%s\"", row[RTB_TC_VERSION]));
+    return rtb_send_json(x->r, HTTP_OK, rest_data(rest_task_json(x->rt.board, row)));
+}
+
+static int rest_task_lookup(rest_ctx_t *x, rest_answer_t *a, const char ***row)
+{
+    *row = rest_task_row(x, x->rt.board, x->rt.task);
+    if (!*row) {
+        if (!x->db.failed && !rest_board_row(x, x->rt.board))
+            return rest_no_board(x, a);
+        return rest_no_task(x, a);
+    }
+    return rest_check_if_match(x, a, *row);
+}
+
+static int rest_task_patch(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row;
+    json_t *tj;
+    if (rest_task_lookup(x, a, &row) < 0)
+        return -1;
+    if (json_object_size(x->body) == 0) {
+        rest_answer_error(x, a, HTTP_UNPROCESSABLE_ENTITY, "empty_patch",
+                          "give at least one of title, description, assignee", NULL, NULL,
+                          NULL);
+        return -1;
+    }
+    {
+        const char *args[6] = {
+            rest_bhas(x, "title") ? rest_bstr(x, "title") : row[RTB_TC_TITLE],
+            rest_bhas(x, "description") ? rest_bstr(x, "description") : row[RTB_TC_DESC],
+            rest_bhas(x, "assignee") ? rest_bstr(x, "assignee") : row[RTB_TC_ASSIGNEE],
+            rtb_now_iso(p), x->user, rest_i(p, x->rt.task)};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_UPDATE, 6, args, NULL) < 0)
+            return -1;
+    }
+    row = rest_task_row(x, x->rt.board, x->rt.task);
+    if (!row)
+        return -1;
+    tj = rest_task_json(x->rt.board, row);
+    if (!rest_emit(x, x->rt.board, "task_updated", json_pack("{s:O}", "task", tj))) {
+        json_decref(tj);
+        return -1;
+    }
+    apr_table_setn(x->r->headers_out, "ETag", apr_psprintf(p, "\"%s\"", row[RTB_TC_VERSION]));
+    rest_answer_json(x, a, HTTP_OK, rest_data(tj));
+    return 0;
+}
+
+static int rest_task_delete(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row;
+    if (rest_task_lookup(x, a, &row) < 0)
+        return -1;
+    {
+        const char *del[1] = {rest_i(p, x->rt.task)};
+        const char *shift[3] = {"-1", row[RTB_TC_LIST],
+                                rest_i(p, apr_atoi64(row[RTB_TC_POS]) + 1)};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_DEL, 1, del, NULL) < 0 ||
+            rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, shift, NULL) < 0)
+            return -1;
+    }
+    if (!rest_emit(x, x->rt.board, "task_deleted",
+                   json_pack("{s:I,s:o}", "taskId", (json_int_t)x->rt.task, "listId",
+                             rest_num(row[RTB_TC_LIST]))))
+        return -1;
+    a->status = HTTP_NO_CONTENT;
+    a->body = NULL;
+    return 0;
+}
+
+static int rest_task_move(rest_ctx_t *x, rest_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row;
+    long long to_list = rest_bint(x, "listId", 0), pos = rest_bint(x, "position", 0), count;
+    const char *tid = rest_i(p, x->rt.task);
+    const char *from_list, *from_pos;
+    json_t *tj;
+    if (rest_task_lookup(x, a, &row) < 0)
+        return -1;
+    if (!rest_list_row(x, x->rt.board, to_list))
+        return rest_bad_list(x, a);
+    from_list = row[RTB_TC_LIST];
+    from_pos = row[RTB_TC_POS];
+    {
+        /* take the task out of its list, close the gap, then open one at the target */
+        const char *park[1] = {tid};
+        const char *close_gap[3] = {"-1", from_list, rest_i(p, apr_atoi64(from_pos) + 1)};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_PARK, 1, park, NULL) < 0 ||
+            rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, close_gap, NULL) < 0)
+            return -1;
+    }
+    count = rest_count(x, RTB_SQL_LIST_TASKS, rest_i(p, to_list));
+    if (count < 0)
+        return -1;
+    if (apr_atoi64(from_list) == to_list)
+        count--; /* the parked task itself is still counted */
+    if (pos > count)
+        pos = count;
+    {
+        const char *open_gap[3] = {"1", rest_i(p, to_list), rest_i(p, pos)};
+        const char *mv[5] = {rest_i(p, to_list), rest_i(p, pos), rtb_now_iso(p), x->user, tid};
+        if (rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, open_gap, NULL) < 0 ||
+            rtb_db_exec(&x->db, RTB_SQL_TASK_MOVE, 5, mv, NULL) < 0)
+            return -1;
+    }
+    row = rest_task_row(x, x->rt.board, x->rt.task);
+    if (!row)
+        return -1;
+    tj = rest_task_json(x->rt.board, row);
+    if (!rest_emit(x, x->rt.board, "task_moved",
+                   json_pack("{s:O,s:{s:o,s:o}}", "task", tj, "from", "listId",
+                             rest_num(from_list), "position", rest_num(from_pos)))) {
+        json_decref(tj);
+        return -1;
+    }
+    apr_table_setn(x->r->headers_out, "ETag", apr_psprintf(p, "\"%s\"", row[RTB_TC_VERSION]));
+    rest_answer_json(x, a, HTTP_OK, rest_data(tj));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* updates                                                              */
+
+/*
+ * Builds {"data":[events with id > since],"lastEventId":N} from the event
+ * log, or a reset when `since` is older than the retained history or ahead
+ * of the board. Returns a pool string, or NULL with *status set.
+ */
+const char *rtb_updates_body(request_rec *r, rtb_db_t *db, const char *board, apr_uint64_t since,
+                             int *status, int *nevents)
+{
+    apr_pool_t *p = r->pool;
+    const char *a1[1] = {board};
+    apr_array_header_t *b, *rows;
+    apr_uint64_t last, min;
+    struct iovec *iov;
+    int i, n;
+
+    *nevents = 0;
+    b = rtb_db_select(db, RTB_SQL_BOARD_GET, 1, a1, NULL);
+    if (!b) {
+        *status = HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
+    }
+    if (b->nelts == 0) {
+        *status = HTTP_NOT_FOUND;
+        return NULL;
+    }
+    last = (apr_uint64_t)apr_atoi64(APR_ARRAY_IDX(b, 0, const char **)[3]);
+    *status = HTTP_OK;
+    if (since == last)
+        return apr_psprintf(p, "{\"data\":[],\"lastEventId\":%" APR_UINT64_T_FMT "}", last);
+    {
+        const char **m = NULL;
+        apr_array_header_t *mr = rtb_db_select(db, RTB_SQL_EVENT_MIN, 1, a1, NULL);
+        if (!mr) {
+            *status = HTTP_INTERNAL_SERVER_ERROR;
+            return NULL;
+        }
+        if (mr->nelts)
+            m = APR_ARRAY_IDX(mr, 0, const char **);
+        min = m && m[0] ? (apr_uint64_t)apr_atoi64(m[0]) : 0;
+    }
+    if (since > last || (min > 0 && since + 1 < min) || (min == 0 && last > 0)) {
+        *nevents = -1;
+        return apr_psprintf(p,
+                            "{\"data\":[{\"type\":\"reset\",\"boardId\":\"%s\",\"lastEventId\":"
+                            "%" APR_UINT64_T_FMT ",\"snapshot\":\"%sboards/%s\"}],"
+                            "\"lastEventId\":%" APR_UINT64_T_FMT ",\"reset\":true}",
+                            board, last, rtb_cfg(r->server)->base, board, last);
+    }
+    {
+        const char *args[3] = {board, apr_psprintf(p, "%" APR_UINT64_T_FMT, since),
+                               apr_itoa(p, REST_MAX_EVENTS)};
+        rows = rtb_db_select(db, RTB_SQL_EVENTS_SINCE, 3, args, NULL);
+    }
+    if (!rows) {
+        *status = HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
+    }
+    n = rows->nelts;
+    iov = apr_palloc(p, sizeof(struct iovec) * (2 * n + 2));
+    iov[0].iov_base = "{\"data\":[";
+    iov[0].iov_len = 9;
+    for (i = 0; i < n; i++) {
+        const char **row = APR_ARRAY_IDX(rows, i, const char **);
+        iov[1 + 2 * i].iov_base = (void *)(i ? "," : "");
+        iov[1 + 2 * i].iov_len = i ? 1 : 0;
+        iov[2 + 2 * i].iov_base = (void *)row[1];
+        iov[2 + 2 * i].iov_len = strlen(row[1]);
+        last = (apr_uint64_t)apr_atoi64(row[0]);
+    }
+    iov[1 + 2 * n].iov_base =
+        apr_psprintf(p, "],\"lastEventId\":%" APR_UINT64_T_FMT ",\"more\":%s}", last,
+                     n == REST_MAX_EVENTS ? "true" : "false");
+    iov[1 + 2 * n].iov_len = strlen(iov[1 + 2 * n].iov_base);
+    *nevents = n;
+    return apr_pstrcatv(p, iov, 2 * n + 2, NULL);
+}
+
+/* Parses the `name` query argument as an event id; -1 when absent, -2 when malformed. */
+long long rtb_query_id(request_rec *r, const char *name)
+{
+    const char *q = r->args;
+    size_t nl = strlen(name);
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > nl && !strncmp(q, name, nl) && q[nl] == '=') {
+            const char *v = q + nl + 1;
+            size_t vl = len - nl - 1;
+            long long n = 0;
+            size_t i;
+            if (vl == 0 || vl > 16)
+                return -2;
+            for (i = 0; i < vl; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                    return -2;
+                n = n * 10 + (v[i] - '0');
+            }
+            return n;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return -1;
+}
+
+static int rest_updates(rest_ctx_t *x)
+{
+    long long since = rtb_query_id(x->r, "since");
+    const char *body;
+    int status, n;
+    if (since == -2)
+        return rtb_send_error(x->r, HTTP_BAD_REQUEST, "invalid_since",
+                              "since must be a non-negative integer", "since");
+    if (rtb_db_acquire(&x->db, x->r) < 0)
+        return rtb_send_error(x->r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                              "the database is not available", NULL);
+    if (since == -1) {
+        const char **b = rest_board_row(x, x->rt.board);
+        if (!b)
+            return x->db.failed ? HTTP_INTERNAL_SERVER_ERROR
+                                : rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found",
+                                                 "no such board", NULL);
+        body = apr_psprintf(x->r->pool, "{\"data\":[],\"lastEventId\":%s}", b[3]);
+        return rtb_send_body(x->r, HTTP_OK, body, strlen(body));
+    }
+    body = rtb_updates_body(x->r, &x->db, x->rt.board, (apr_uint64_t)since, &status, &n);
+    if (!body) {
+        if (status == HTTP_NOT_FOUND)
+            return rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board",
+                                  NULL);
+        return status;
+    }
+    return rtb_send_body(x->r, status, body, strlen(body));
+}
+
+/* ------------------------------------------------------------------ */
+/* aliases                                                              */
+
+/*
+ * The course routes carry no board in their path: find the board, then ask
+ * Apache to authorize the board route they stand for, so the board's
+ * <Location> Require lines apply to them too.
+ */
+static int rest_alias(rest_ctx_t *x)
+{
+    request_rec *r = x->r;
+    const char *uri;
+    int rc;
+    if (x->rt.id == RTB_R_ALIAS_TASKS) {
+        const char *b;
+        if ((rc = rest_body(x, spec_alias_create)) != OK)
+            return rc == DONE ? OK : rc;
+        b = rest_bstr(x, "boardId");
+        if (!rtb_board_slug_valid(b, strlen(b)))
+            return rtb_send_error(r, HTTP_UNPROCESSABLE_ENTITY, "invalid_id",
+                                  "boardId is not a board id", "boardId");
+        apr_cpystrn(x->rt.board, b, sizeof(x->rt.board));
+        json_object_del(x->body, "boardId");
+        uri = apr_pstrcat(r->pool, x->cfg->base, "boards/", x->rt.board, "/tasks", NULL);
+    } else {
+        const char *a[1] = {rest_i(r->pool, x->rt.task)};
+        const char **row;
+        if (rtb_db_acquire(&x->db, r) < 0)
+            return HTTP_SERVICE_UNAVAILABLE;
+        row = rest_one_row(x, RTB_SQL_TASK_BOARD, 1, a);
+        if (!row)
+            return x->db.failed ? HTTP_INTERNAL_SERVER_ERROR
+                                : rtb_send_error(r, HTTP_NOT_FOUND, "task_not_found",
+                                                 "no such task", NULL);
+        apr_cpystrn(x->rt.board, row[0], sizeof(x->rt.board));
+        uri = apr_psprintf(r->pool, "%sboards/%s/tasks/%" APR_INT64_T_FMT "%s", x->cfg->base, x->rt.board,
+                           (apr_int64_t)x->rt.task, x->rt.id == RTB_R_ALIAS_MOVE ? "/move" : "");
+    }
+    rc = rtb_board_allowed(r, x->rt.board, r->method, uri);
+    if (rc != OK) {
+        if (rc == HTTP_UNAUTHORIZED)
+            return rtb_send_error(r, rc, "not_authenticated", "authentication required", NULL);
+        return rtb_send_error(r, HTTP_FORBIDDEN, "board_forbidden",
+                              "you may not use this board", NULL);
+    }
+    switch (x->rt.id) {
+    case RTB_R_ALIAS_TASKS:
+        return rest_run_write(x, rest_task_create);
+    case RTB_R_ALIAS_MOVE:
+        if ((rc = rest_body(x, spec_task_move)) != OK)
+            return rc == DONE ? OK : rc;
+        return rest_run_write(x, rest_task_move);
+    default:
+        return rest_run_write(x, rest_task_delete);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                             */
+
+int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
+{
+    rest_ctx_t x;
+    int m = rtb_method_bit(r->method), rc;
+
+    memset(&x, 0, sizeof(x));
+    x.r = r;
+    x.cfg = rtb_cfg(r->server);
+    x.rt = *rt;
+    x.user = r->user ? r->user : "anonymous";
+
+#define BODY(spec)                                                                             \
+    do {                                                                                       \
+        if ((rc = rest_body(&x, spec)) != OK)                                                  \
+            return rc == DONE ? OK : rc;                                                       \
+    } while (0)
+
+    switch (rt->id) {
+    case RTB_R_BOARDS:
+        if (m == RTB_M_POST) {
+            BODY(spec_board_create);
+            if (rest_board_body_extra(&x) != OK || r->status != HTTP_OK)
+                return OK;
+            return rest_run_write(&x, rest_board_create);
+        }
+        return rest_boards_list(&x);
+    case RTB_R_BOARD:
+        if (m == RTB_M_PATCH) {
+            BODY(spec_board_patch);
+            return rest_run_write(&x, rest_board_patch);
+        }
+        if (m == RTB_M_DELETE)
+            return rest_run_write(&x, rest_board_delete);
+        return rest_board_get(&x);
+    case RTB_R_LISTS:
+        BODY(spec_list_create);
+        return rest_run_write(&x, rest_list_create);
+    case RTB_R_LIST:
+        if (m == RTB_M_PATCH) {
+            BODY(spec_list_patch);
+            return rest_run_write(&x, rest_list_patch);
+        }
+        return rest_run_write(&x, rest_list_delete);
+    case RTB_R_TASKS:
+        if (m == RTB_M_POST) {
+            BODY(spec_task_create);
+            return rest_run_write(&x, rest_task_create);
+        }
+        return rest_tasks_list(&x);
+    case RTB_R_TASK:
+        if (m == RTB_M_PATCH) {
+            BODY(spec_task_patch);
+            return rest_run_write(&x, rest_task_patch);
+        }
+        if (m == RTB_M_DELETE)
+            return rest_run_write(&x, rest_task_delete);
+        return rest_task_get(&x);
+    case RTB_R_TASK_MOVE:
+        BODY(spec_task_move);
+        return rest_run_write(&x, rest_task_move);
+    case RTB_R_UPDATES:
+        return rest_updates(&x);
+    case RTB_R_ALIAS_TASKS:
+    case RTB_R_ALIAS_TASK:
+    case RTB_R_ALIAS_MOVE:
+        return rest_alias(&x);
+    default:
+        return DECLINED;
+    }
+#undef BODY
+}

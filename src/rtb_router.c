@@ -1,0 +1,221 @@
+/*
+ * rtb_router: the module's route table, as a small hand-written matcher over
+ * path segments. Pure C, unit-tested in tests/unit/test_router.c.
+ */
+#include "rtb_router.h"
+
+#include <string.h>
+
+#define ROUTER_MAX_SEGS 5
+
+typedef struct {
+    const char *p;
+    size_t n;
+} router_seg_t;
+
+int rtb_method_bit(const char *method)
+{
+    if (!method)
+        return RTB_M_OTHER;
+    if (!strcmp(method, "GET"))
+        return RTB_M_GET;
+    if (!strcmp(method, "HEAD"))
+        return RTB_M_HEAD;
+    if (!strcmp(method, "POST"))
+        return RTB_M_POST;
+    if (!strcmp(method, "PATCH"))
+        return RTB_M_PATCH;
+    if (!strcmp(method, "DELETE"))
+        return RTB_M_DELETE;
+    if (!strcmp(method, "OPTIONS"))
+        return RTB_M_OPTIONS;
+    return RTB_M_OTHER;
+}
+
+long long rtb_parse_num_id(const char *s, size_t n)
+{
+    long long v = 0;
+    size_t i;
+    if (n == 0 || n > 16 || s[0] == '0')
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > 9007199254740991LL)
+        return 0;
+    return v;
+}
+
+int rtb_board_slug_valid(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > RTB_BOARD_ID_MAX)
+        return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    for (i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits "/a/b/c" into segments; -1 on an empty, "." or ".." segment or too many. */
+static int router_split(const char *path, router_seg_t *segs, int max)
+{
+    int n = 0;
+    const char *p = path;
+    if (*p != '/')
+        return -1;
+    p++;
+    if (*p == '\0')
+        return 0;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0) {
+            /* only a single trailing slash is tolerated */
+            if (e == NULL || e[1] == '\0')
+                break;
+            return -1;
+        }
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return -1;
+        if (n == max)
+            return -1;
+        segs[n].p = p;
+        segs[n].n = len;
+        n++;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return n;
+}
+
+static int router_is(const router_seg_t *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s->n == n && memcmp(s->p, lit, n) == 0;
+}
+
+static int router_finish(rtb_route_t *out, rtb_route_id_t id, int allowed, int m)
+{
+    out->id = id;
+    out->allowed = allowed;
+    if (allowed & RTB_M_GET)
+        out->allowed |= RTB_M_HEAD;
+    if (m == RTB_M_HEAD)
+        m = RTB_M_GET;
+    if (!(allowed & m))
+        return RTB_ROUTE_BAD_METHOD;
+    return RTB_ROUTE_OK;
+}
+
+int rtb_route(const char *path, int m, rtb_route_t *out)
+{
+    router_seg_t s[ROUTER_MAX_SEGS];
+    int n;
+
+    memset(out, 0, sizeof(*out));
+    n = router_split(path, s, ROUTER_MAX_SEGS);
+    if (n <= 0)
+        return RTB_ROUTE_NOT_FOUND;
+
+    if (router_is(&s[0], "boards")) {
+        if (n == 1)
+            return router_finish(out, RTB_R_BOARDS, RTB_M_GET | RTB_M_POST, m);
+        if (!rtb_board_slug_valid(s[1].p, s[1].n))
+            return RTB_ROUTE_BAD_ID;
+        memcpy(out->board, s[1].p, s[1].n);
+        out->board[s[1].n] = '\0';
+        if (n == 2)
+            return router_finish(out, RTB_R_BOARD, RTB_M_GET | RTB_M_PATCH | RTB_M_DELETE, m);
+        if (n == 3) {
+            if (router_is(&s[2], "lists"))
+                return router_finish(out, RTB_R_LISTS, RTB_M_POST, m);
+            if (router_is(&s[2], "tasks"))
+                return router_finish(out, RTB_R_TASKS, RTB_M_GET | RTB_M_POST, m);
+            if (router_is(&s[2], "updates"))
+                return router_finish(out, RTB_R_UPDATES, RTB_M_GET, m);
+            if (router_is(&s[2], "poll"))
+                return router_finish(out, RTB_R_POLL, RTB_M_GET, m);
+            if (router_is(&s[2], "events"))
+                return router_finish(out, RTB_R_EVENTS, RTB_M_GET, m);
+            if (router_is(&s[2], "ws"))
+                return router_finish(out, RTB_R_BOARD_WS, RTB_M_GET, m);
+            if (router_is(&s[2], "ws-ticket"))
+                return router_finish(out, RTB_R_WS_TICKET, RTB_M_POST, m);
+            return RTB_ROUTE_NOT_FOUND;
+        }
+        if (router_is(&s[2], "lists") && n == 4) {
+            out->list = rtb_parse_num_id(s[3].p, s[3].n);
+            if (!out->list)
+                return RTB_ROUTE_BAD_ID;
+            return router_finish(out, RTB_R_LIST, RTB_M_PATCH | RTB_M_DELETE, m);
+        }
+        if (router_is(&s[2], "tasks") && (n == 4 || n == 5)) {
+            out->task = rtb_parse_num_id(s[3].p, s[3].n);
+            if (!out->task)
+                return RTB_ROUTE_BAD_ID;
+            if (n == 4)
+                return router_finish(out, RTB_R_TASK, RTB_M_GET | RTB_M_PATCH | RTB_M_DELETE,
+                                     m);
+            if (router_is(&s[4], "move"))
+                return router_finish(out, RTB_R_TASK_MOVE, RTB_M_PATCH, m);
+        }
+        return RTB_ROUTE_NOT_FOUND;
+    }
+    if (router_is(&s[0], "tasks")) {
+        if (n == 1)
+            return router_finish(out, RTB_R_ALIAS_TASKS, RTB_M_POST, m);
+        out->task = rtb_parse_num_id(s[1].p, s[1].n);
+        if (!out->task)
+            return RTB_ROUTE_BAD_ID;
+        if (n == 2)
+            return router_finish(out, RTB_R_ALIAS_TASK, RTB_M_DELETE, m);
+        if (n == 3 && router_is(&s[2], "move"))
+            return router_finish(out, RTB_R_ALIAS_MOVE, RTB_M_PATCH, m);
+        return RTB_ROUTE_NOT_FOUND;
+    }
+    if (n == 1 && router_is(&s[0], "events"))
+        return router_finish(out, RTB_R_MULTI_EVENTS, RTB_M_GET, m);
+    if (n == 1 && router_is(&s[0], "ws"))
+        return router_finish(out, RTB_R_WS, RTB_M_GET, m);
+    if (n == 1 && router_is(&s[0], "rtboard-status"))
+        return router_finish(out, RTB_R_STATUS, RTB_M_GET, m);
+    return RTB_ROUTE_NOT_FOUND;
+}
+
+char *rtb_allow_header(int allowed, char *buf, size_t cap)
+{
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = {{RTB_M_GET, "GET"},       {RTB_M_HEAD, "HEAD"},     {RTB_M_POST, "POST"},
+                 {RTB_M_PATCH, "PATCH"},   {RTB_M_DELETE, "DELETE"}, {RTB_M_OPTIONS, "OPTIONS"}};
+    size_t i, used = 0;
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t len;
+        if (!(allowed & names[i].bit))
+            continue;
+        len = strlen(names[i].name) + (used ? 2 : 0);
+        if (used + len + 1 > cap)
+            break;
+        if (used) {
+            memcpy(buf + used, ", ", 2);
+            used += 2;
+            len -= 2;
+        }
+        memcpy(buf + used, names[i].name, len);
+        used += len;
+        buf[used] = '\0';
+    }
+    return buf;
+}

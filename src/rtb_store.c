@@ -1,0 +1,258 @@
+/*
+ * rtb_store: prepared statements over mod_dbd, and the small helpers that
+ * run them and turn their rows into arrays. Every transaction start is
+ * checked: SQLite can answer busy, and an unchecked start runs in autocommit.
+ */
+#include "rtb_config.h"
+#include "rtb_store.h"
+
+#include "http_log.h"
+
+APLOG_USE_MODULE(rtboard);
+#include "apr_strings.h"
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} store_stmt_t;
+
+#define TASK_COLS                                                                      \
+    "t.id, t.list_id, t.title, t.description, t.assignee, t.position, t.version, "     \
+    "t.created_at, t.updated_at, t.created_by, t.updated_by"
+
+static const store_stmt_t store_stmts[] = {
+    {RTB_SQL_BOARD_GET, "SELECT id, name, created_at, seq FROM boards WHERE id = %s"},
+    {RTB_SQL_BOARDS_ALL, "SELECT id, name, created_at, seq FROM boards ORDER BY created_at, id"},
+    {RTB_SQL_BOARD_INS,
+     "INSERT INTO boards (id, name, created_at, seq) VALUES (%s, %s, %s, 0)"},
+    {RTB_SQL_BOARD_SEQ, "UPDATE boards SET seq = seq + 1 WHERE id = %s RETURNING seq"},
+    {RTB_SQL_BOARD_RENAME, "UPDATE boards SET name = %s WHERE id = %s"},
+    {RTB_SQL_BOARD_DEL, "DELETE FROM boards WHERE id = %s"},
+    {RTB_SQL_LISTS_OF, "SELECT id, name, position FROM lists WHERE board_id = %s "
+                       "ORDER BY position, id"},
+    {RTB_SQL_LIST_GET, "SELECT id, name, position FROM lists WHERE id = %d AND board_id = %s"},
+    {RTB_SQL_LIST_INS,
+     "INSERT INTO lists (board_id, name, position) VALUES (%s, %s, %d) RETURNING id"},
+    {RTB_SQL_LIST_NEXT_POS,
+     "SELECT COALESCE(MAX(position) + 1, 0) FROM lists WHERE board_id = %s"},
+    {RTB_SQL_LIST_SHIFT,
+     "UPDATE lists SET position = position + %d WHERE board_id = %s AND position >= %d"},
+    {RTB_SQL_LIST_RENAME, "UPDATE lists SET name = %s WHERE id = %d"},
+    {RTB_SQL_LIST_DEL, "DELETE FROM lists WHERE id = %d"},
+    {RTB_SQL_LIST_TASKS, "SELECT COUNT(*) FROM tasks WHERE list_id = %d"},
+    {RTB_SQL_TASKS_OF, "SELECT " TASK_COLS " FROM tasks t JOIN lists l ON l.id = t.list_id "
+                       "WHERE t.board_id = %s ORDER BY l.position, l.id, t.position, t.id"},
+    {RTB_SQL_TASK_GET, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = %d AND t.board_id = %s"},
+    {RTB_SQL_TASK_BOARD, "SELECT board_id FROM tasks WHERE id = %d"},
+    {RTB_SQL_TASK_INS,
+     "INSERT INTO tasks (board_id, list_id, title, description, assignee, position, version, "
+     "created_at, updated_at, created_by, updated_by) "
+     "VALUES (%s, %d, %s, %s, %s, %d, 1, %s, %s, %s, %s) RETURNING id"},
+    {RTB_SQL_TASK_SHIFT,
+     "UPDATE tasks SET position = position + %d WHERE list_id = %d AND position >= %d"},
+    {RTB_SQL_TASK_UPDATE,
+     "UPDATE tasks SET title = %s, description = %s, assignee = %s, version = version + 1, "
+     "updated_at = %s, updated_by = %s WHERE id = %d"},
+    {RTB_SQL_TASK_MOVE,
+     "UPDATE tasks SET list_id = %d, position = %d, version = version + 1, updated_at = %s, "
+     "updated_by = %s WHERE id = %d"},
+    {RTB_SQL_TASK_DEL, "DELETE FROM tasks WHERE id = %d"},
+    {RTB_SQL_TASK_PARK, "UPDATE tasks SET position = -1 WHERE id = %d"},
+    {RTB_SQL_TASK_DEL_LIST, "DELETE FROM tasks WHERE list_id = %d"},
+    {RTB_SQL_EVENT_INS, "INSERT INTO events (board_id, id, type, at, actor, body) "
+                        "VALUES (%s, %d, %s, %s, %s, %s)"},
+    {RTB_SQL_EVENTS_SINCE, "SELECT id, body FROM events WHERE board_id = %s AND id > %d "
+                           "ORDER BY id LIMIT %d"},
+    {RTB_SQL_EVENT_MIN, "SELECT COALESCE(MIN(id), 0) FROM events WHERE board_id = %s"},
+    {RTB_SQL_EVENT_PRUNE, "DELETE FROM events WHERE board_id = %s AND id <= %d"},
+    {RTB_SQL_IDEM_GET, "SELECT fingerprint, status, location, body FROM idempotency "
+                       "WHERE user_id = %s AND idem_key = %s"},
+    {RTB_SQL_IDEM_INS, "INSERT INTO idempotency (user_id, idem_key, fingerprint, status, "
+                       "location, body, created_at) VALUES (%s, %s, %s, %d, %s, %s, %s)"},
+};
+
+/*
+ * Statements are prepared on each mod_dbd connection at first use, after
+ * mod_dbd has run DBDInitSQL on it: with SQLite, a PRAGMA such as
+ * foreign_keys run after a statement was prepared expires that statement.
+ * The prepared set lives in the connection's own pool.
+ */
+#define STORE_KEY "rtb_store_stmts"
+
+int rtb_db_acquire(rtb_db_t *db, request_rec *r)
+{
+    memset(db, 0, sizeof(*db));
+    db->r = r;
+    db->pool = r->pool;
+    db->dbd = rtb_dbd_acquire ? rtb_dbd_acquire(r) : NULL;
+    if (!db->dbd) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "RTB0001: no database connection (is mod_dbd configured?)");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Integer parameters are bound as text by apr_dbd; SQLite does not convert a
+ * text parameter compared with a rowid, so every %d is cast explicitly.
+ */
+static const char *store_sql(apr_pool_t *p, const char *sql)
+{
+    const char *d;
+    char *out = "";
+    while ((d = strstr(sql, "%d")) != NULL) {
+        out = apr_pstrcat(p, out, apr_pstrndup(p, sql, (apr_size_t)(d - sql)),
+                          "CAST(%d AS BIGINT)", NULL);
+        sql = d + 2;
+    }
+    return apr_pstrcat(p, out, sql, NULL);
+}
+
+static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
+{
+    apr_hash_t *h = NULL;
+    apr_dbd_prepared_t *st;
+    size_t i;
+    int rv;
+
+    apr_pool_userdata_get((void **)&h, STORE_KEY, db->dbd->pool);
+    if (!h) {
+        h = apr_hash_make(db->dbd->pool);
+        apr_pool_userdata_set(h, STORE_KEY, NULL, db->dbd->pool);
+    }
+    st = apr_hash_get(h, label, APR_HASH_KEY_STRING);
+    if (st)
+        return st;
+    for (i = 0; i < sizeof(store_stmts) / sizeof(store_stmts[0]); i++) {
+        if (strcmp(store_stmts[i].label, label) != 0)
+            continue;
+        st = NULL;
+        rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
+                             store_sql(db->dbd->pool, store_stmts[i].sql), label, &st);
+        if (rv || !st) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0002: cannot prepare %s: %s",
+                          label, apr_dbd_error(db->dbd->driver, db->dbd->handle, rv));
+            return NULL;
+        }
+        apr_hash_set(h, label, APR_HASH_KEY_STRING, st);
+        return st;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0006: unknown statement %s", label);
+    return NULL;
+}
+
+static void store_fail(rtb_db_t *db, const char *label, int rv)
+{
+    db->failed = 1;
+    db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0003: statement %s failed (%d): %s", label,
+                  rv, db->errmsg ? db->errmsg : "?");
+}
+
+apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
+                                  const char **args, int *ncols)
+{
+    apr_dbd_prepared_t *st = store_stmt(db, label);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_array_header_t *rows;
+    int rv, n, i;
+
+    if (!st)
+        return NULL;
+    if (APLOGrtrace2(db->r)) {
+        for (i = 0; i < nargs; i++)
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, db->r, "RTB0007: %s arg %d = %s", label,
+                          i, args[i] ? args[i] : "NULL");
+    }
+    rv = apr_dbd_pselect(db->dbd->driver, db->pool, db->dbd->handle, &res, st, 0, nargs, args);
+    if (rv) {
+        store_fail(db, label, rv);
+        return NULL;
+    }
+    n = apr_dbd_num_cols(db->dbd->driver, res);
+    if (ncols)
+        *ncols = n;
+    rows = apr_array_make(db->pool, 8, sizeof(const char **));
+    while ((rv = apr_dbd_get_row(db->dbd->driver, db->pool, res, &row, -1)) == 0) {
+        const char **vals = apr_palloc(db->pool, sizeof(char *) * (n ? n : 1));
+        for (i = 0; i < n; i++) {
+            const char *v = apr_dbd_get_entry(db->dbd->driver, row, i);
+            vals[i] = v ? apr_pstrdup(db->pool, v) : NULL;
+        }
+        APR_ARRAY_PUSH(rows, const char **) = vals;
+    }
+    if (rv != -1) {
+        store_fail(db, label, rv);
+        return NULL;
+    }
+    return rows;
+}
+
+int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, int *nrows)
+{
+    apr_dbd_prepared_t *st = store_stmt(db, label);
+    int n = 0, rv;
+    if (!st)
+        return -1;
+    rv = apr_dbd_pquery(db->dbd->driver, db->pool, db->dbd->handle, &n, st, nargs, args);
+    if (rv) {
+        store_fail(db, label, rv);
+        return -1;
+    }
+    if (nrows)
+        *nrows = n;
+    return 0;
+}
+
+int rtb_db_begin(rtb_db_t *db)
+{
+    int rv;
+    db->tx = NULL;
+    db->failed = 0;
+    rv = apr_dbd_transaction_start(db->dbd->driver, db->pool, db->dbd->handle, &db->tx);
+    if (rv) {
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
+                      "RTB0004: transaction start failed: %s", db->errmsg ? db->errmsg : "?");
+        /* the driver records the transaction even when BEGIN failed: clear it */
+        if (db->tx) {
+            apr_dbd_transaction_mode_set(db->dbd->driver, db->tx,
+                                         APR_DBD_TRANSACTION_ROLLBACK);
+            apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
+        }
+        db->tx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int rtb_db_commit(rtb_db_t *db)
+{
+    int rv;
+    if (!db->tx)
+        return -1;
+    if (db->failed) {
+        rtb_db_rollback(db);
+        return -1;
+    }
+    rv = apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
+    db->tx = NULL;
+    if (rv) {
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0005: commit failed: %s",
+                      db->errmsg ? db->errmsg : "?");
+        return -1;
+    }
+    return 0;
+}
+
+void rtb_db_rollback(rtb_db_t *db)
+{
+    if (!db->tx)
+        return;
+    apr_dbd_transaction_mode_set(db->dbd->driver, db->tx, APR_DBD_TRANSACTION_ROLLBACK);
+    apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
+    db->tx = NULL;
+}
