@@ -15,6 +15,14 @@
 
 enum { RTB_T_SSE = 0, RTB_T_LONGPOLL, RTB_T_WS, RTB_T_BLOCKING };
 
+#define RTB_SLOT_BOARDS 16
+
+/* Per-board connection count of one child (its busiest boards). */
+typedef struct {
+    char board[65];
+    apr_uint32_t conns;
+} rtb_slot_board_t;
+
 /* One child process's counters; written by that child only, read by all. */
 typedef struct {
     volatile apr_uint32_t pid;        /* 0 = free */
@@ -23,6 +31,7 @@ typedef struct {
     volatile apr_uint64_t delivered;  /* events written to clients */
     volatile apr_uint64_t dropped;    /* slow or lapped clients cut */
     volatile apr_uint32_t threads;
+    rtb_slot_board_t boards[RTB_SLOT_BOARDS];
 } rtb_child_slot_t;
 
 /* Registers the mutex types (pre_config), so the Mutex directive knows them. */

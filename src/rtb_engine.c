@@ -1,24 +1,976 @@
+/*
+ * rtb_engine: one event loop per child process holding every long-lived
+ * connection (see rtb_engine.h for the life of a stream).
+ *
+ * Threads of a child: the MPM's workers (handlers), the loop thread (owns
+ * suspended connections), and a wake thread that sleeps on the ring's futex
+ * word and wakes the loop's pollset when any child publishes.
+ */
 #include "rtb_engine.h"
 #include "rtb_rest.h"
+#include "rtb_ring.h"
 
-void rtb_engine_register_hooks(apr_pool_t *p)
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_connection.h"
+#include "mpm_common.h"
+#include "ap_mpm.h"
+#include "scoreboard.h"
+#include "mod_status.h"
+#include "apr_strings.h"
+#include "apr_poll.h"
+#include "apr_thread_proc.h"
+#include "apr_thread_mutex.h"
+#include "apr_atomic.h"
+
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+
+APLOG_USE_MODULE(rtboard);
+
+#define ENGINE_TIMER_INTERVAL apr_time_from_msec(500)
+#define ENGINE_DESTROY_GRACE apr_time_from_msec(100)
+#define ENGINE_SOCKET_TIMEOUT apr_time_from_msec(500)
+#define ENGINE_MAX_RECORDS_PER_PASS 20000
+
+typedef struct engine_board_t {
+    const char *name;
+    rtb_sub_t *subs;
+    apr_uint32_t count;
+} engine_board_t;
+
+/* A record copied out of the ring, so the lock is not held while writing. */
+typedef struct {
+    const char *board;
+    apr_uint64_t id;
+    int kind;
+    const char *json;
+    apr_size_t len;
+} engine_rec_t;
+
+static struct {
+    server_rec *s;
+    apr_pool_t *pool;
+    apr_pollset_t *ps;
+    apr_thread_mutex_t *qlock;
+    rtb_conn_t *queue; /* handed off, not yet adopted (guarded by qlock) */
+    apr_thread_t *loop_thread, *wake_thread;
+    volatile apr_uint32_t stopping;
+    int running;
+    apr_hash_t *boards;
+    rtb_conn_t *all;
+    rtb_conn_t *dirty;
+    rtb_conn_t *closing;
+    apr_uint64_t cursor;
+    apr_uint64_t pass;
+    apr_time_t next_timer;
+    apr_uint32_t nconns;
+} eng;
+
+/* ------------------------------------------------------------------ */
+/* counters                                                             */
+
+static void engine_count(rtb_conn_t *cn, int delta)
 {
-    (void)p;
+    rtb_child_slot_t *sl = rtb_bus_my_slot();
+    int t = cn->blocking ? RTB_T_BLOCKING : cn->vt->transport;
+    if (sl)
+        apr_atomic_add32(&sl->conns[t], (apr_uint32_t)delta);
+}
+
+void rtb_engine_count_delivered(apr_uint64_t n)
+{
+    rtb_child_slot_t *sl = rtb_bus_my_slot();
+    if (sl)
+        sl->delivered += n;
+}
+
+/* ------------------------------------------------------------------ */
+/* connection records                                                   */
+
+apr_uint64_t rtb_engine_ring_position(void)
+{
+    rtb_ring_t *ring = rtb_bus_ring();
+    apr_uint64_t g;
+    if (!ring || rtb_ring_lock() != APR_SUCCESS)
+        return 0;
+    g = rtb_ring_next(ring);
+    rtb_ring_unlock();
+    return g;
+}
+
+rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint64_t start_gseq)
+{
+    conn_rec *c = r->connection;
+    rtb_conn_t *cn = apr_pcalloc(c->pool, sizeof(*cn));
+    apr_os_sock_t fd = -1;
+    cn->r = r;
+    cn->c = c;
+    cn->vt = vt;
+    cn->sock = ap_get_conn_socket(c);
+    if (cn->sock)
+        apr_os_sock_get(&fd, cn->sock);
+    cn->fd = fd;
+    cn->out = vt->http_body ? r->output_filters : c->output_filters;
+    cn->bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    cn->start_gseq = start_gseq;
+    cn->user = r->user ? apr_pstrdup(c->pool, r->user) : "anonymous";
+    cn->name = cn->user;
+    {
+        rtb_cfg_t *cfg = rtb_cfg(r->server);
+        const char *n = cfg->name_var ? apr_table_get(r->subprocess_env, cfg->name_var) : NULL;
+        if (n && *n)
+            cn->name = apr_pstrdup(c->pool, n);
+    }
+    return cn;
+}
+
+static engine_board_t *engine_board(const char *name, int create)
+{
+    engine_board_t *b = apr_hash_get(eng.boards, name, APR_HASH_KEY_STRING);
+    if (!b && create) {
+        b = apr_pcalloc(eng.pool, sizeof(*b));
+        b->name = apr_pstrdup(eng.pool, name);
+        apr_hash_set(eng.boards, b->name, APR_HASH_KEY_STRING, b);
+    }
+    return b;
+}
+
+static void engine_link_sub(rtb_sub_t *sub)
+{
+    engine_board_t *b = engine_board(sub->board, 1);
+    sub->bprev = NULL;
+    sub->bnext = b->subs;
+    if (b->subs)
+        b->subs->bprev = sub;
+    b->subs = sub;
+    b->count++;
+    sub->active = 1;
+}
+
+static void engine_unlink_sub(rtb_sub_t *sub)
+{
+    engine_board_t *b;
+    if (!sub->active)
+        return;
+    sub->active = 0;
+    if (sub->cn->blocking || !sub->cn->in_pollset)
+        return;
+    b = engine_board(sub->board, 0);
+    if (!b)
+        return;
+    if (sub->bprev)
+        sub->bprev->bnext = sub->bnext;
+    else
+        b->subs = sub->bnext;
+    if (sub->bnext)
+        sub->bnext->bprev = sub->bprev;
+    sub->bnext = sub->bprev = NULL;
+    b->count--;
+}
+
+rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id)
+{
+    rtb_sub_t *sub = apr_pcalloc(cn->c->pool, sizeof(*sub));
+    sub->cn = cn;
+    apr_cpystrn(sub->board, board, sizeof(sub->board));
+    sub->last_id = last_id;
+    sub->cnext = cn->subs;
+    cn->subs = sub;
+    sub->active = 1;
+    if (cn->in_pollset) {
+        sub->active = 0;
+        engine_link_sub(sub);
+    }
+    return sub;
+}
+
+void rtb_conn_unsubscribe(rtb_conn_t *cn, rtb_sub_t *sub)
+{
+    (void)cn;
+    engine_unlink_sub(sub);
+}
+
+static void engine_mark_dirty(rtb_conn_t *cn)
+{
+    if (cn->dirty || cn->blocking || !cn->in_pollset)
+        return;
+    cn->dirty = 1;
+    cn->dnext = eng.dirty;
+    eng.dirty = cn;
+}
+
+void rtb_conn_write(rtb_conn_t *cn, const char *buf, apr_size_t len)
+{
+    rtb_cfg_t *cfg;
+    if (cn->closing && cn->close_why == RTB_CLOSE_PEER)
+        return;
+    cfg = rtb_cfg(cn->c->base_server);
+    if (cn->olen + len > cfg->out_cap && !cn->closing) {
+        rtb_child_slot_t *sl = rtb_bus_my_slot();
+        if (sl)
+            sl->dropped++;
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cn->c,
+                      "RTB0040: client too slow (%" APR_SIZE_T_FMT " bytes queued); cut, it "
+                      "resumes by event id",
+                      cn->olen);
+        rtb_conn_close(cn, RTB_CLOSE_SLOW);
+        return;
+    }
+    if (cn->olen + len > cn->ocap) {
+        apr_size_t nc = cn->ocap ? cn->ocap * 2 : 1024;
+        char *nb;
+        while (nc < cn->olen + len)
+            nc *= 2;
+        nb = realloc(cn->obuf, nc);
+        if (!nb) {
+            rtb_conn_close(cn, RTB_CLOSE_SLOW);
+            return;
+        }
+        cn->obuf = nb;
+        cn->ocap = nc;
+    }
+    memcpy(cn->obuf + cn->olen, buf, len);
+    cn->olen += len;
+    engine_mark_dirty(cn);
+}
+
+static void engine_free_obuf(rtb_conn_t *cn)
+{
+    free(cn->obuf);
+    cn->obuf = NULL;
+    cn->olen = cn->ocap = 0;
+}
+
+static void engine_set_pollout(rtb_conn_t *cn, int on)
+{
+    if (!cn->in_pollset || cn->want_out == on)
+        return;
+    apr_pollset_remove(eng.ps, &cn->pfd);
+    cn->pfd.reqevents = APR_POLLIN | (on ? APR_POLLOUT : 0);
+    apr_pollset_add(eng.ps, &cn->pfd);
+    cn->want_out = on;
+}
+
+/* Room in the socket's send buffer, so a write with FLUSH will not block. */
+static int engine_socket_room(rtb_conn_t *cn, apr_size_t len)
+{
+    int outq = 0, sndbuf = 0;
+    socklen_t sl = sizeof(sndbuf);
+    if (cn->fd < 0 || cn->blocking)
+        return 1;
+    if (ioctl(cn->fd, SIOCOUTQ, &outq) < 0 ||
+        getsockopt(cn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0)
+        return 1;
+    /* the kernel doubles SO_SNDBUF for bookkeeping: use half, conservatively */
+    return (apr_size_t)outq + len <= (apr_size_t)sndbuf / 2 || outq == 0;
+}
+
+int rtb_conn_flush(rtb_conn_t *cn)
+{
+    apr_status_t rv;
+    if (!cn->olen)
+        return 0;
+    if (cn->c->aborted)
+        return -1;
+    if (!cn->closing && !engine_socket_room(cn, cn->olen)) {
+        engine_set_pollout(cn, 1);
+        return 0;
+    }
+    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_heap_create(cn->obuf, cn->olen, NULL,
+                                                           cn->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_flush_create(cn->c->bucket_alloc));
+    rv = ap_pass_brigade(cn->out, cn->bb);
+    apr_brigade_cleanup(cn->bb);
+    engine_free_obuf(cn);
+    engine_set_pollout(cn, 0);
+    if (rv != APR_SUCCESS || cn->c->aborted) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, cn->c, "RTB0041: write failed; closing");
+        cn->c->aborted = 1;
+        rtb_conn_close(cn, RTB_CLOSE_PEER);
+        return -1;
+    }
+    return 0;
+}
+
+void rtb_conn_close(rtb_conn_t *cn, int why)
+{
+    if (cn->closing)
+        return;
+    cn->closing = 1;
+    cn->close_why = why;
+    if (!cn->blocking && cn->in_pollset) {
+        cn->qnext = eng.closing;
+        eng.closing = cn;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* delivery                                                             */
+
+/* Hands one ring record to a subscription: events in id order, once. */
+static void engine_deliver(rtb_sub_t *sub, const engine_rec_t *rec)
+{
+    rtb_conn_t *cn = sub->cn;
+    if (cn->closing || !sub->active)
+        return;
+    if (rec->kind != RTB_KIND_EPHEMERAL) {
+        if (rec->id <= sub->last_id)
+            return; /* already sent (replayed by the handler) */
+        if (rec->id != sub->last_id + 1) {
+            /* a gap: some record never reached us; the client resumes by id */
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cn->c,
+                          "RTB0042: gap on %s (%" APR_UINT64_T_FMT " after %" APR_UINT64_T_FMT
+                          "); closing so the client resumes",
+                          sub->board, rec->id, sub->last_id);
+            rtb_conn_close(cn, RTB_CLOSE_LAPPED);
+            return;
+        }
+        sub->last_id = rec->id;
+    }
+    cn->vt->on_record(cn, sub, rec->kind, rec->id, rec->json, rec->len);
+}
+
+static void engine_dispatch(const engine_rec_t *rec)
+{
+    engine_board_t *b = engine_board(rec->board, 0);
+    rtb_sub_t *sub, *next;
+    if (!b)
+        return;
+    for (sub = b->subs; sub; sub = next) {
+        next = sub->bnext;
+        engine_deliver(sub, rec);
+    }
+}
+
+/* Copies records [*cursor, min(next, limit)) out of the ring, under the lock. */
+static apr_array_header_t *engine_read_ring(apr_pool_t *p, apr_uint64_t *cursor,
+                                            apr_uint64_t limit, int *lapped)
+{
+    rtb_ring_t *ring = rtb_bus_ring();
+    apr_array_header_t *out = apr_array_make(p, 16, sizeof(engine_rec_t));
+    rtb_ring_rec_t rr;
+    int n = 0;
+    *lapped = 0;
+    if (!ring || rtb_ring_lock() != APR_SUCCESS)
+        return out;
+    if (*cursor < rtb_ring_oldest(ring)) {
+        *lapped = 1;
+        *cursor = rtb_ring_oldest(ring);
+    }
+    while (*cursor < rtb_ring_next(ring) && *cursor < limit && n < ENGINE_MAX_RECORDS_PER_PASS) {
+        if (rtb_ring_get(ring, *cursor, &rr) == RTB_RING_OK) {
+            engine_rec_t *e = apr_array_push(out);
+            e->board = apr_pstrmemdup(p, rr.board, rr.board_len);
+            e->id = rr.event_id;
+            e->kind = (int)rr.kind;
+            e->json = apr_pstrmemdup(p, rr.payload, rr.len);
+            e->len = rr.len;
+            n++;
+        }
+        (*cursor)++;
+    }
+    rtb_ring_unlock();
+    return out;
+}
+
+/* Delivers the records one connection missed between its handler and its adoption. */
+static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto)
+{
+    apr_uint64_t cur = cn->start_gseq;
+    apr_array_header_t *recs;
+    int lapped, i;
+    rtb_sub_t *sub;
+    if (cur >= upto)
+        return;
+    recs = engine_read_ring(p, &cur, upto, &lapped);
+    if (lapped) {
+        rtb_conn_close(cn, RTB_CLOSE_LAPPED);
+        return;
+    }
+    for (i = 0; i < recs->nelts; i++) {
+        engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
+        for (sub = cn->subs; sub; sub = sub->cnext) {
+            if (!strcmp(sub->board, e->board))
+                engine_deliver(sub, e);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* finishing connections                                                */
+
+static void engine_finish(rtb_conn_t *cn)
+{
+    conn_rec *c = cn->c;
+    request_rec *r = cn->r;
+    rtb_sub_t *sub;
+
+    for (sub = cn->subs; sub; sub = sub->cnext)
+        engine_unlink_sub(sub);
+    if (cn->close_why != RTB_CLOSE_PEER && !c->aborted) {
+        cn->vt->on_close(cn, cn->close_why);
+        rtb_conn_flush(cn);
+    }
+    engine_free_obuf(cn);
+    c->keepalive = AP_CONN_CLOSE;
+    if (r) {
+        if (cn->vt->http_body && !c->aborted) {
+            ap_finalize_request_protocol(r);
+        }
+        else {
+            r->output_filters = r->proto_output_filters = c->output_filters;
+            r->input_filters = r->proto_input_filters = c->input_filters;
+        }
+        ap_process_request_after_handler(r); /* logs it; destroys r->pool */
+        cn->r = NULL;
+    }
+    if (cn->counted) {
+        engine_count(cn, -1);
+        cn->counted = 0;
+    }
+}
+
+/* Takes a finished connection out of the loop and destroys it when safe. */
+static void engine_retire(rtb_conn_t *cn)
+{
+    if (cn->in_pollset) {
+        apr_pollset_remove(eng.ps, &cn->pfd);
+        cn->in_pollset = 0;
+    }
+    if (cn->prev)
+        cn->prev->next = cn->next;
+    else if (eng.all == cn)
+        eng.all = cn->next;
+    if (cn->next)
+        cn->next->prev = cn->prev;
+    cn->next = cn->prev = NULL;
+    eng.nconns--;
+}
+
+static void engine_destroy(rtb_conn_t *cn)
+{
+    conn_rec *c = cn->c;
+    /* the MPM's connection counters key off the state at destruction */
+    if (c->cs)
+        c->cs->state = CONN_STATE_SUSPENDED;
+    apr_pool_destroy(c->pool);
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop                                                             */
+
+static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
+{
+    rtb_sub_t *sub;
+    apr_time_t now = apr_time_now();
+    cn->adopted = now;
+    cn->passes = eng.pass;
+    cn->next_timer = now;
+    if (cn->sock)
+        apr_socket_timeout_set(cn->sock, ENGINE_SOCKET_TIMEOUT);
+    cn->pfd.desc_type = APR_POLL_SOCKET;
+    cn->pfd.desc.s = cn->sock;
+    cn->pfd.reqevents = APR_POLLIN;
+    cn->pfd.client_data = cn;
+    if (!cn->sock || apr_pollset_add(eng.ps, &cn->pfd) != APR_SUCCESS) {
+        cn->c->aborted = 1;
+        cn->closing = 1;
+        cn->close_why = RTB_CLOSE_PEER;
+        engine_finish(cn);
+        /* not yet linked: destroy in a later pass via the closing list */
+        cn->in_pollset = 0;
+        cn->close_at = now + ENGINE_DESTROY_GRACE;
+        cn->next = eng.all;
+        if (eng.all)
+            eng.all->prev = cn;
+        eng.all = cn;
+        eng.nconns++;
+        cn->qnext = eng.closing;
+        eng.closing = cn;
+        return;
+    }
+    cn->in_pollset = 1;
+    cn->next = eng.all;
+    cn->prev = NULL;
+    if (eng.all)
+        eng.all->prev = cn;
+    eng.all = cn;
+    eng.nconns++;
+    for (sub = cn->subs; sub; sub = sub->cnext) {
+        sub->active = 0;
+        engine_link_sub(sub);
+    }
+    if (cn->olen)
+        engine_mark_dirty(cn);
+    engine_catch_up(cn, p, ring_next);
+    if (cn->closing) {
+        /* closed before it reached the loop: finish it in this pass */
+        cn->closing = 0;
+        rtb_conn_close(cn, cn->close_why);
+    }
+}
+
+static void engine_timers(apr_time_t now)
+{
+    rtb_conn_t *cn, *next;
+    for (cn = eng.all; cn; cn = next) {
+        next = cn->next;
+        if (!cn->closing && cn->in_pollset && now >= cn->next_timer && cn->vt->on_timer)
+            cn->vt->on_timer(cn, now);
+    }
+}
+
+/* Publishes this child's busiest boards to its status slot. */
+static void engine_publish_status(void)
+{
+    rtb_child_slot_t *sl = rtb_bus_my_slot();
+    apr_hash_index_t *hi;
+    int n = 0, i;
+    if (!sl)
+        return;
+    memset(sl->boards, 0, sizeof(sl->boards));
+    for (hi = apr_hash_first(NULL, eng.boards); hi; hi = apr_hash_next(hi)) {
+        engine_board_t *b = apr_hash_this_val(hi);
+        int slot = -1;
+        if (!b->count)
+            continue;
+        if (n < RTB_SLOT_BOARDS) {
+            slot = n++;
+        }
+        else {
+            for (i = 0; i < RTB_SLOT_BOARDS; i++) {
+                if (sl->boards[i].conns < b->count && (slot < 0 ||
+                                                       sl->boards[i].conns < sl->boards[slot].conns))
+                    slot = i;
+            }
+        }
+        if (slot >= 0) {
+            apr_cpystrn(sl->boards[slot].board, b->name, sizeof(sl->boards[slot].board));
+            sl->boards[slot].conns = b->count;
+        }
+    }
+}
+
+static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
+{
+    apr_pool_t *pass_pool;
+    (void)data;
+    apr_pool_create(&pass_pool, eng.pool);
+    for (;;) {
+        apr_int32_t n = 0, i;
+        const apr_pollfd_t *fds = NULL;
+        apr_status_t rv;
+        rtb_conn_t *q, *cn, *next;
+        apr_array_header_t *recs;
+        apr_time_t now;
+        int lapped;
+        apr_uint64_t ring_next;
+
+        rv = apr_pollset_poll(eng.ps, apr_time_from_msec(250), &n, &fds);
+        eng.pass++;
+        apr_pool_clear(pass_pool);
+        if (rv == APR_SUCCESS) {
+            for (i = 0; i < n; i++) {
+                cn = fds[i].client_data;
+                if (!cn || cn->closing)
+                    continue;
+                if (fds[i].rtnevents & APR_POLLOUT)
+                    rtb_conn_flush(cn);
+                if (fds[i].rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))
+                    cn->vt->on_readable(cn);
+            }
+        }
+
+        /* records published by any child since the last pass */
+        recs = engine_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
+        ring_next = eng.cursor;
+        if (lapped) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, eng.s,
+                         "RTB0043: this child fell behind the ring; its streams resume by id");
+            for (cn = eng.all; cn; cn = cn->next)
+                rtb_conn_close(cn, RTB_CLOSE_LAPPED);
+        }
+
+        /* connections handed over by the workers */
+        apr_thread_mutex_lock(eng.qlock);
+        q = eng.queue;
+        eng.queue = NULL;
+        apr_thread_mutex_unlock(eng.qlock);
+        while (q) {
+            cn = q;
+            q = q->qnext;
+            cn->qnext = NULL;
+            engine_adopt(cn, pass_pool, ring_next);
+        }
+
+        for (i = 0; i < recs->nelts; i++)
+            engine_dispatch(&APR_ARRAY_IDX(recs, i, engine_rec_t));
+
+        now = apr_time_now();
+        if (now >= eng.next_timer) {
+            engine_timers(now);
+            engine_publish_status();
+            eng.next_timer = now + ENGINE_TIMER_INTERVAL;
+        }
+
+        if (eng.stopping) {
+            for (cn = eng.all; cn; cn = cn->next)
+                rtb_conn_close(cn, RTB_CLOSE_STOPPING);
+        }
+
+        /* write what the pass queued, one write per connection */
+        while (eng.dirty) {
+            cn = eng.dirty;
+            eng.dirty = cn->dnext;
+            cn->dirty = 0;
+            cn->dnext = NULL;
+            if (!cn->closing)
+                rtb_conn_flush(cn);
+        }
+
+        /* finish connections that ended; destroy them a little later */
+        {
+            rtb_conn_t *keep = NULL;
+            for (cn = eng.closing; cn; cn = next) {
+                next = cn->qnext;
+                if (cn->in_pollset) {
+                    engine_finish(cn);
+                    engine_retire(cn);
+                    cn->close_at = cn->adopted + ENGINE_DESTROY_GRACE;
+                    if (cn->passes == eng.pass && cn->close_at <= now)
+                        cn->close_at = now + 1;
+                    cn->qnext = keep;
+                    keep = cn;
+                    continue;
+                }
+                if (now >= cn->close_at && cn->passes != eng.pass) {
+                    if (cn->next || cn->prev || eng.all == cn)
+                        engine_retire(cn);
+                    engine_destroy(cn);
+                    continue;
+                }
+                cn->qnext = keep;
+                keep = cn;
+            }
+            eng.closing = keep;
+        }
+
+        if (eng.stopping && !eng.all && !eng.closing) {
+            apr_thread_mutex_lock(eng.qlock);
+            q = eng.queue;
+            apr_thread_mutex_unlock(eng.qlock);
+            if (!q)
+                break;
+        }
+    }
+    apr_pool_destroy(pass_pool);
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+/* Sleeps on the ring's futex word; wakes the loop when anyone publishes. */
+static void *APR_THREAD_FUNC engine_wake_loop(apr_thread_t *thd, void *data)
+{
+    apr_uint32_t seen = rtb_bus_wake_value();
+    (void)data;
+    while (!eng.stopping) {
+        apr_uint32_t now;
+        rtb_bus_wait(seen, 500);
+        now = rtb_bus_wake_value();
+        if (now != seen) {
+            seen = now;
+            apr_pollset_wakeup(eng.ps);
+        }
+    }
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* hand-off                                                             */
+
+/* The blocking path: the same callbacks, driven from the handler's thread. */
+static int engine_run_blocking(rtb_conn_t *cn)
+{
+    apr_uint64_t cursor = cn->start_gseq;
+    apr_pool_t *p;
+    apr_pollfd_t pfd;
+    rtb_cfg_t *cfg = rtb_cfg(cn->r->server);
+    (void)cfg;
+    cn->blocking = 1;
+    cn->counted = 1;
+    engine_count(cn, 1);
+    apr_pool_create(&p, cn->r->pool);
+    memset(&pfd, 0, sizeof(pfd));
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.desc.s = cn->sock;
+    pfd.reqevents = APR_POLLIN;
+    cn->next_timer = apr_time_now();
+    while (!cn->closing && !cn->c->aborted && !eng.stopping) {
+        apr_array_header_t *recs;
+        int lapped, i;
+        apr_int32_t nfd = 0;
+        apr_uint32_t seen = rtb_bus_wake_value();
+        apr_time_t now;
+        rtb_sub_t *sub;
+
+        apr_pool_clear(p);
+        recs = engine_read_ring(p, &cursor, APR_UINT64_MAX, &lapped);
+        if (lapped) {
+            rtb_conn_close(cn, RTB_CLOSE_LAPPED);
+            break;
+        }
+        for (i = 0; i < recs->nelts && !cn->closing; i++) {
+            engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
+            for (sub = cn->subs; sub; sub = sub->cnext) {
+                if (sub->active && !strcmp(sub->board, e->board))
+                    engine_deliver(sub, e);
+            }
+        }
+        now = apr_time_now();
+        if (now >= cn->next_timer && cn->vt->on_timer)
+            cn->vt->on_timer(cn, now);
+        rtb_conn_flush(cn);
+        if (cn->closing)
+            break;
+        /* input, or the peer leaving; then sleep on the bus */
+        if (cn->sock && apr_poll(&pfd, 1, &nfd, 0) == APR_SUCCESS && nfd > 0)
+            cn->vt->on_readable(cn);
+        if (cn->closing)
+            break;
+        if (cn->vt->transport == RTB_T_WS) {
+            /* a WebSocket also needs its socket watched: short naps */
+            if (cn->sock && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS &&
+                nfd > 0)
+                cn->vt->on_readable(cn);
+            if (rtb_bus_wake_value() != seen)
+                continue;
+        }
+        else {
+            rtb_bus_wait(seen, 250);
+        }
+    }
+    if (!cn->closing)
+        cn->close_why = cn->c->aborted ? RTB_CLOSE_PEER : RTB_CLOSE_STOPPING;
+    if (cn->close_why != RTB_CLOSE_PEER && !cn->c->aborted) {
+        cn->vt->on_close(cn, cn->close_why);
+        rtb_conn_flush(cn);
+    }
+    engine_free_obuf(cn);
+    engine_count(cn, -1);
+    cn->counted = 0;
+    apr_pool_destroy(p);
+    if (!cn->vt->http_body) {
+        cn->r->output_filters = cn->r->proto_output_filters = cn->c->output_filters;
+        cn->c->keepalive = AP_CONN_CLOSE;
+    }
+    return OK;
+}
+
+int rtb_conn_hand_off(rtb_conn_t *cn)
+{
+    conn_rec *c = cn->c;
+    int async = 0;
+    ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
+    if (!eng.running || !async || !c->cs || c->master || c->clogging_input_filters ||
+        eng.stopping)
+        return engine_run_blocking(cn);
+    /* the reqtimeout filter would cut an idle stream */
+    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
+    c->keepalive = AP_CONN_CLOSE;
+    ap_set_module_config(c->conn_config, &rtboard_module, cn);
+    cn->counted = 1;
+    engine_count(cn, 1);
+    return SUSPENDED;
+}
+
+/* Runs in the worker after the handler returned SUSPENDED: queue to the loop. */
+static void engine_suspend_hook(conn_rec *c, request_rec *r)
+{
+    rtb_conn_t *cn;
+    (void)r;
+    if (!c->cs || c->cs->state != CONN_STATE_SUSPENDED)
+        return;
+    cn = ap_get_module_config(c->conn_config, &rtboard_module);
+    if (!cn)
+        return;
+    ap_set_module_config(c->conn_config, &rtboard_module, NULL);
+    apr_thread_mutex_lock(eng.qlock);
+    cn->qnext = eng.queue;
+    eng.queue = cn;
+    apr_thread_mutex_unlock(eng.qlock);
+    apr_pollset_wakeup(eng.ps);
+}
+
+/* Graceful restart or stop: end every stream so the child can exit. */
+static void engine_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    (void)graceful;
+    if (!eng.running)
+        return;
+    apr_atomic_set32(&eng.stopping, 1);
+    apr_pollset_wakeup(eng.ps);
+}
+
+static apr_status_t engine_cleanup(void *data)
+{
+    apr_status_t rv;
+    (void)data;
+    if (!eng.running)
+        return APR_SUCCESS;
+    apr_atomic_set32(&eng.stopping, 1);
+    apr_pollset_wakeup(eng.ps);
+    apr_thread_join(&rv, eng.loop_thread);
+    apr_thread_join(&rv, eng.wake_thread);
+    eng.running = 0;
+    return APR_SUCCESS;
 }
 
 void rtb_engine_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    (void)pchild;
-    (void)s;
+    rtb_cfg_t *cfg = rtb_cfg(s);
+    apr_status_t rv;
+    int async = 0;
+
+    memset(&eng, 0, sizeof(eng));
+    eng.s = s;
+    if (!rtb_bus_ring())
+        return;
+    ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
+    apr_pool_create(&eng.pool, pchild);
+    eng.boards = apr_hash_make(eng.pool);
+    eng.cursor = rtb_engine_ring_position();
+    apr_thread_mutex_create(&eng.qlock, APR_THREAD_MUTEX_DEFAULT, eng.pool);
+    if (!async)
+        return;
+    rv = apr_pollset_create_ex(&eng.ps, (apr_uint32_t)cfg->max_streams + 16, eng.pool,
+                               APR_POLLSET_WAKEABLE | APR_POLLSET_NOCOPY, APR_POLLSET_EPOLL);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RTB0044: cannot create the pollset; streams will block threads");
+        return;
+    }
+    rv = ap_thread_create(&eng.loop_thread, NULL, engine_loop, NULL, pchild);
+    if (rv == APR_SUCCESS)
+        rv = ap_thread_create(&eng.wake_thread, NULL, engine_wake_loop, NULL, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0045: cannot start the loop thread");
+        return;
+    }
+    eng.running = 1;
+    apr_pool_pre_cleanup_register(pchild, NULL, engine_cleanup);
 }
 
-int rtb_engine_dispatch(request_rec *r, const rtb_route_t *rt)
+void rtb_engine_publish_ephemeral(server_rec *s, const char *board, const char *json)
 {
-    (void)rt;
-    return rtb_send_error(r, 501, "not_implemented", "not yet", NULL);
+    rtb_bus_publish(s, board, 0, RTB_KIND_EPHEMERAL, json, strlen(json));
+}
+
+/* ------------------------------------------------------------------ */
+/* status                                                               */
+
+static const char *const engine_tnames[RTB_TRANSPORTS] = {"sse", "longpoll", "ws", "blocking"};
+
+static json_t *engine_status_json(void)
+{
+    rtb_child_slot_t *slots = rtb_bus_slots();
+    json_t *children = json_array(), *totals = json_object(), *boards = json_object();
+    apr_uint32_t tot[RTB_TRANSPORTS] = {0};
+    apr_uint64_t delivered = 0, dropped = 0;
+    rtb_ring_stats_t st;
+    int i, t, b;
+
+    memset(&st, 0, sizeof(st));
+    for (i = 0; slots && i < RTB_MAX_CHILD_SLOTS; i++) {
+        rtb_child_slot_t *sl = &slots[i];
+        json_t *ch, *conns, *cb;
+        if (!sl->pid || (kill((pid_t)sl->pid, 0) < 0 && errno == ESRCH))
+            continue;
+        conns = json_object();
+        for (t = 0; t < RTB_TRANSPORTS; t++) {
+            json_object_set_new(conns, engine_tnames[t], json_integer(sl->conns[t]));
+            tot[t] += sl->conns[t];
+        }
+        cb = json_object();
+        for (b = 0; b < RTB_SLOT_BOARDS; b++) {
+            json_t *cur;
+            if (!sl->boards[b].board[0] || !sl->boards[b].conns)
+                continue;
+            json_object_set_new(cb, sl->boards[b].board, json_integer(sl->boards[b].conns));
+            cur = json_object_get(boards, sl->boards[b].board);
+            json_object_set_new(boards, sl->boards[b].board,
+                                json_integer((cur ? json_integer_value(cur) : 0) +
+                                             sl->boards[b].conns));
+        }
+        ch = json_pack("{s:i,s:i,s:o,s:o,s:I,s:I}", "pid", (int)sl->pid, "generation",
+                       (int)sl->generation, "connections", conns, "boards", cb, "delivered",
+                       (json_int_t)sl->delivered, "dropped", (json_int_t)sl->dropped);
+        json_array_append_new(children, ch);
+        delivered += sl->delivered;
+        dropped += sl->dropped;
+    }
+    for (t = 0; t < RTB_TRANSPORTS; t++)
+        json_object_set_new(totals, engine_tnames[t], json_integer(tot[t]));
+    if (rtb_bus_ring() && rtb_ring_lock() == APR_SUCCESS) {
+        rtb_ring_stats(rtb_bus_ring(), &st);
+        rtb_ring_unlock();
+    }
+    return json_pack("{s:{s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:i,s:I,s:I,s:I}}}", "data",
+                     "connections", totals, "boards", boards, "children", children, "published",
+                     (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered,
+                     "dropped", (json_int_t)dropped, "ring", "records", (json_int_t)st.records,
+                     "bytesUsed", (json_int_t)st.bytes_used, "bytesCapacity",
+                     (json_int_t)st.bytes_capacity, "slots", (int)st.index_slots, "oldest",
+                     (json_int_t)st.oldest, "next", (json_int_t)st.next, "evicted",
+                     (json_int_t)st.evicted);
 }
 
 int rtb_engine_status(request_rec *r)
 {
-    return rtb_send_error(r, 501, "not_implemented", "not yet", NULL);
+    if (r->method_number != M_GET)
+        return HTTP_METHOD_NOT_ALLOWED;
+    return rtb_send_json(r, HTTP_OK, engine_status_json());
+}
+
+/* A section in mod_status's page. */
+static int engine_status_hook(request_rec *r, int flags)
+{
+    json_t *j = engine_status_json();
+    json_t *d = json_object_get(j, "data");
+    json_t *c = json_object_get(d, "connections");
+    if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "RTBoardSSE: %d\nRTBoardLongPoll: %d\nRTBoardWebSocket: %d\n"
+                      "RTBoardBlocking: %d\nRTBoardPublished: %" JSON_INTEGER_FORMAT "\n",
+                   (int)json_integer_value(json_object_get(c, "sse")),
+                   (int)json_integer_value(json_object_get(c, "longpoll")),
+                   (int)json_integer_value(json_object_get(c, "ws")),
+                   (int)json_integer_value(json_object_get(c, "blocking")),
+                   json_integer_value(json_object_get(d, "published")));
+    }
+    else {
+        ap_rprintf(r, "<hr />\n<h2>mod_rtboard</h2>\n<dl><dt>streams: %d SSE, %d long polls, "
+                      "%d WebSockets, %d blocking</dt><dt>events published: %"
+                      JSON_INTEGER_FORMAT ", delivered: %" JSON_INTEGER_FORMAT "</dt></dl>\n",
+                   (int)json_integer_value(json_object_get(c, "sse")),
+                   (int)json_integer_value(json_object_get(c, "longpoll")),
+                   (int)json_integer_value(json_object_get(c, "ws")),
+                   (int)json_integer_value(json_object_get(c, "blocking")),
+                   json_integer_value(json_object_get(d, "published")),
+                   json_integer_value(json_object_get(d, "delivered")));
+    }
+    json_decref(j);
+    return OK;
+}
+
+void rtb_engine_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_suspend_connection(engine_suspend_hook, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(engine_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, engine_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
