@@ -42,9 +42,9 @@ static void ws_codec_utf8_reset(rtb_ws_utf8_t *u)
 /*
  * Feed n bytes to the incremental UTF-8 validator. Returns n if the bytes so
  * far are a valid prefix of UTF-8, else the index of the first byte that makes
- * that impossible (the state is then meaningless). The allowed range of the second byte is narrowed after E0, ED,
- * F0 and F4 so that overlong forms, surrogates and code points above U+10FFFF
- * are refused on the byte where they become certain (Unicode table 3-7).
+ * that impossible (the state is then meaningless). The allowed range of the second byte is narrowed
+ * after E0, ED, F0 and F4 so that overlong forms, surrogates and code points above U+10FFFF are
+ * refused on the byte where they become certain (Unicode table 3-7).
  */
 static size_t ws_codec_utf8_feed(rtb_ws_utf8_t *u, const unsigned char *s, size_t n)
 {
@@ -177,7 +177,7 @@ const char *rtb_ws_strerror(int err)
 
 void rtb_ws_parser_init(rtb_ws_parser_t *p, uint64_t max_message_bytes)
 {
-    memset(p, 0, sizeof(*p));
+    *p = (rtb_ws_parser_t){0};
     p->max_message_bytes = max_message_bytes;
     p->state = WS_CODEC_ST_HDR0;
     ws_codec_utf8_reset(&p->utf8);
@@ -593,7 +593,9 @@ size_t rtb_ws_close_payload(unsigned char out[RTB_WS_MAX_CONTROL_PAYLOAD], uint1
         if (!rtb_ws_utf8_valid((const unsigned char *)reason, rlen)) {
             rlen = 0;
         }
-        memcpy(out + 2, reason, rlen);
+        for (size_t i = 0; i < rlen; i++) {
+            out[2 + i] = (unsigned char)reason[i];
+        }
     }
     return 2 + rlen;
 }

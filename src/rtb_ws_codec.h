@@ -36,20 +36,20 @@ typedef enum {
 
 /* Errors returned by rtb_ws_parse; all negative. Each names one rule. */
 typedef enum {
-    RTB_WS_ERR_ARGS = -1,                /* NULL pointer where one is required */
-    RTB_WS_ERR_UNMASKED = -2,            /* client frame without the MASK bit */
-    RTB_WS_ERR_RSV = -3,                 /* RSV1, RSV2 or RSV3 set; no extension negotiated */
-    RTB_WS_ERR_OPCODE = -4,              /* reserved opcode 0x3-0x7 or 0xB-0xF */
-    RTB_WS_ERR_CONTROL_TOO_LONG = -5,    /* control frame payload longer than 125 */
-    RTB_WS_ERR_CONTROL_FRAGMENTED = -6,  /* control frame with FIN clear */
-    RTB_WS_ERR_UNEXPECTED_CONT = -7,     /* continuation frame with no message open */
-    RTB_WS_ERR_EXPECTED_CONT = -8,       /* text/binary frame while a message is open */
-    RTB_WS_ERR_LENGTH_TOP_BIT = -9,      /* 64-bit payload length with the top bit set */
-    RTB_WS_ERR_MESSAGE_TOO_BIG = -10,    /* message would exceed max_message_bytes */
-    RTB_WS_ERR_INVALID_UTF8 = -11,       /* text message is not valid UTF-8 */
-    RTB_WS_ERR_CLOSE_PAYLOAD_1 = -12,    /* close frame with a 1-byte payload */
-    RTB_WS_ERR_CLOSE_CODE = -13,         /* close code not allowed on the wire */
-    RTB_WS_ERR_CLOSE_REASON_UTF8 = -14   /* close reason is not valid UTF-8 */
+    RTB_WS_ERR_ARGS = -1,               /* NULL pointer where one is required */
+    RTB_WS_ERR_UNMASKED = -2,           /* client frame without the MASK bit */
+    RTB_WS_ERR_RSV = -3,                /* RSV1, RSV2 or RSV3 set; no extension negotiated */
+    RTB_WS_ERR_OPCODE = -4,             /* reserved opcode 0x3-0x7 or 0xB-0xF */
+    RTB_WS_ERR_CONTROL_TOO_LONG = -5,   /* control frame payload longer than 125 */
+    RTB_WS_ERR_CONTROL_FRAGMENTED = -6, /* control frame with FIN clear */
+    RTB_WS_ERR_UNEXPECTED_CONT = -7,    /* continuation frame with no message open */
+    RTB_WS_ERR_EXPECTED_CONT = -8,      /* text/binary frame while a message is open */
+    RTB_WS_ERR_LENGTH_TOP_BIT = -9,     /* 64-bit payload length with the top bit set */
+    RTB_WS_ERR_MESSAGE_TOO_BIG = -10,   /* message would exceed max_message_bytes */
+    RTB_WS_ERR_INVALID_UTF8 = -11,      /* text message is not valid UTF-8 */
+    RTB_WS_ERR_CLOSE_PAYLOAD_1 = -12,   /* close frame with a 1-byte payload */
+    RTB_WS_ERR_CLOSE_CODE = -13,        /* close code not allowed on the wire */
+    RTB_WS_ERR_CLOSE_REASON_UTF8 = -14  /* close reason is not valid UTF-8 */
 } rtb_ws_err_t;
 
 /* What rtb_ws_parse produced; also its positive return value. */
@@ -72,14 +72,14 @@ typedef enum {
 #define RTB_WS_MAX_HEADER 10
 
 typedef struct {
-    int type;     /* rtb_ws_event_type_t */
-    int opcode;   /* DATA: the message's opcode (TEXT or BINARY), also for the chunks of
-                     continuation frames; otherwise CLOSE, PING or PONG */
-    unsigned int flags;        /* DATA: RTB_WS_FLAG_FIRST / RTB_WS_FLAG_LAST; otherwise 0 */
-    const unsigned char *data; /* DATA: unmasked bytes inside the caller's buffer;
-                                  control: the whole payload, inside the parser */
-    size_t len;                /* bytes at data; a DATA chunk may be empty */
-    uint16_t close_code;       /* CLOSE: the status code, or 0 when the payload is empty */
+    int type;           /* rtb_ws_event_type_t */
+    int opcode;         /* DATA: the message's opcode (TEXT or BINARY), also for the chunks of
+                           continuation frames; otherwise CLOSE, PING or PONG */
+    unsigned int flags; /* DATA: RTB_WS_FLAG_FIRST / RTB_WS_FLAG_LAST; otherwise 0 */
+    const unsigned char *data;   /* DATA: unmasked bytes inside the caller's buffer;
+                                    control: the whole payload, inside the parser */
+    size_t len;                  /* bytes at data; a DATA chunk may be empty */
+    uint16_t close_code;         /* CLOSE: the status code, or 0 when the payload is empty */
     const unsigned char *reason; /* CLOSE: UTF-8 reason inside the parser, not terminated */
     size_t reason_len;           /* CLOSE: bytes at reason (0 when none) */
 } rtb_ws_event_t;
@@ -97,20 +97,20 @@ typedef struct {
  * parser while an event from it is being used: control events point inside it.
  */
 typedef struct {
-    uint64_t max_message_bytes; /* 0: no limit */
-    uint64_t message_bytes;     /* bytes announced so far by the open message's frames */
-    uint64_t payload_left;      /* payload bytes of the current frame not yet seen */
-    int state;                  /* where in a frame the next byte belongs */
-    int error;                  /* sticky: once set, every call returns it */
-    unsigned int frame_opcode;  /* opcode of the current frame */
-    unsigned int frame_fin;     /* FIN bit of the current frame */
+    uint64_t max_message_bytes;  /* 0: no limit */
+    uint64_t message_bytes;      /* bytes announced so far by the open message's frames */
+    uint64_t payload_left;       /* payload bytes of the current frame not yet seen */
+    int state;                   /* where in a frame the next byte belongs */
+    int error;                   /* sticky: once set, every call returns it */
+    unsigned int frame_opcode;   /* opcode of the current frame */
+    unsigned int frame_fin;      /* FIN bit of the current frame */
     unsigned int message_opcode; /* TEXT or BINARY while a message is open, else 0 */
     unsigned int message_first;  /* the next chunk is the first of its message */
     unsigned int hdr_need;       /* extended length or mask bytes still to read */
     unsigned int mask_pos;       /* index into mask of the next payload byte */
     unsigned char mask[4];
-    rtb_ws_utf8_t utf8;      /* validation state of the open text message */
-    size_t control_len;      /* bytes of control payload received */
+    rtb_ws_utf8_t utf8; /* validation state of the open text message */
+    size_t control_len; /* bytes of control payload received */
     unsigned char control[RTB_WS_MAX_CONTROL_PAYLOAD];
 } rtb_ws_parser_t;
 
@@ -143,7 +143,8 @@ void rtb_ws_parser_init(rtb_ws_parser_t *p, uint64_t max_message_bytes);
  * across chunks or fragments is fine, one left open at the end of the message
  * is not. A message that would exceed max_message_bytes fails as soon as a
  * frame header announces it, before its payload arrives. Control frames may
- * arrive between the fragments of a message.
+ * arrive between the fragments of a message. On an error, chunks already
+ * delivered for the message that failed must be discarded by the caller.
  */
 int rtb_ws_parse(rtb_ws_parser_t *p, unsigned char *buf, size_t len, size_t *consumed,
                  rtb_ws_event_t *ev);

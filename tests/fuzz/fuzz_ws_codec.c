@@ -117,7 +117,8 @@ static void fuzz_ws_codec_event(fuzz_ws_codec_summary_t *s, const rtb_ws_parser_
         FUZZ_CHECK((ev->type == RTB_WS_EV_PING && ev->opcode == RTB_WS_OP_PING) ||
                    (ev->type == RTB_WS_EV_PONG && ev->opcode == RTB_WS_OP_PONG));
     }
-    s->hash = fuzz_ws_codec_mix_int(s->hash, (uint64_t)ev->opcode | ((uint64_t)ev->close_code << 8));
+    s->hash =
+        fuzz_ws_codec_mix_int(s->hash, (uint64_t)ev->opcode | ((uint64_t)ev->close_code << 8));
     s->hash = fuzz_ws_codec_mix(s->hash, ev->data, ev->len);
     s->records++;
 }
@@ -135,8 +136,10 @@ static void fuzz_ws_codec_run(fuzz_ws_codec_summary_t *s, const unsigned char *i
     memset(s, 0, sizeof(*s));
     s->hash = UINT64_C(0xcbf29ce484222325);
     rtb_ws_parser_init(&p, max);
-    while (at < n) {
-        size_t plen = at == 0 ? first : chunk;
+    FUZZ_CHECK(chunk > 0 || n == 0);
+    /* The first piece may be empty: the parser must accept len 0. */
+    for (size_t piece_no = 0; at < n; piece_no++) {
+        size_t plen = piece_no == 0 ? first : chunk;
         size_t off = 0;
         unsigned char *piece;
 
