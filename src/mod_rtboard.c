@@ -11,6 +11,7 @@
 #include "rtb_engine.h"
 #include "rtb_rest.h"
 #include "rtb_router.h"
+#include "rtb_ws.h"
 
 #include "http_core.h"
 #include "http_log.h"
@@ -325,6 +326,7 @@ static void rtboard_register_hooks(apr_pool_t *p)
     ap_hook_child_init(rtboard_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rtboard_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rtb_engine_register_hooks(p);
+    rtb_ws_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(rtboard) = {

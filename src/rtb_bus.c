@@ -20,7 +20,7 @@ APLOG_USE_MODULE(rtboard);
 #include <time.h>
 
 #define BUS_RETAINED_KEY "mod_rtboard-bus"
-#define BUS_MAGIC 0x52544231u /* "RTB1" */
+#define BUS_MAGIC 0x52544232u /* "RTB2" */
 #define BUS_RING_MUTEX "rtboard-ring"
 #define BUS_WRITE_MUTEX "rtboard-write"
 
@@ -29,6 +29,8 @@ typedef struct {
     apr_uint32_t pad;
     volatile apr_uint64_t published;
     rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
+    rtb_presence_t presence[RTB_PRESENCE_MAX];
+    rtb_ticket_t tickets[RTB_TICKETS_MAX];
 } bus_hdr_t;
 
 /* What survives a graceful restart: kept with ap_retained_data_*. */
@@ -161,6 +163,16 @@ void rtb_bus_release_pid(apr_uint32_t pid)
         if (bus_hdr->slots[i].pid == pid)
             apr_atomic_cas32(&bus_hdr->slots[i].pid, 0, pid);
     }
+}
+
+rtb_presence_t *rtb_bus_presence(void)
+{
+    return bus_hdr ? bus_hdr->presence : NULL;
+}
+
+rtb_ticket_t *rtb_bus_tickets(void)
+{
+    return bus_hdr ? bus_hdr->tickets : NULL;
 }
 
 rtb_ring_t *rtb_bus_ring(void)

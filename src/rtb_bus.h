@@ -34,6 +34,31 @@ typedef struct {
     rtb_slot_board_t boards[RTB_SLOT_BOARDS];
 } rtb_child_slot_t;
 
+#define RTB_PRESENCE_MAX 16384
+#define RTB_TICKETS_MAX 1024
+
+/* One open WebSocket of a user on a board; a lease of the child `pid`. */
+typedef struct {
+    apr_uint32_t pid; /* 0 = free */
+    apr_uint32_t connid;
+    apr_uint32_t bhash;
+    char board[65];
+    char user[65];
+    char name[65];
+} rtb_presence_t;
+
+/* A single-use WebSocket ticket. */
+typedef struct {
+    char token[33]; /* "" = free */
+    char user[65];
+    char board[65];
+    apr_time_t expires;
+} rtb_ticket_t;
+
+/* Shared tables, guarded by the ring lock. */
+rtb_presence_t *rtb_bus_presence(void);
+rtb_ticket_t *rtb_bus_tickets(void);
+
 /* Registers the mutex types (pre_config), so the Mutex directive knows them. */
 void rtb_bus_register(apr_pool_t *pconf);
 

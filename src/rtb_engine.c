@@ -24,6 +24,7 @@
 #include "apr_thread_proc.h"
 #include "apr_thread_mutex.h"
 #include "apr_atomic.h"
+#include "apr_thread_pool.h"
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -51,8 +52,19 @@ typedef struct {
     apr_size_t len;
 } engine_rec_t;
 
+typedef struct engine_job_t {
+    rtb_conn_t *cn;
+    void (*fn)(void *);
+    void (*done)(void *);
+    void *data;
+    struct engine_job_t *next;
+} engine_job_t;
+
 static struct {
     server_rec *s;
+    apr_thread_pool_t *workers; /* blocking work for the loop: join checks, replays */
+    engine_job_t *done_jobs;    /* guarded by qlock */
+    apr_uint32_t next_id;
     apr_pool_t *pool;
     apr_pollset_t *ps;
     apr_thread_mutex_t *qlock;
@@ -117,6 +129,7 @@ rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint6
     cn->out = vt->http_body ? r->output_filters : c->output_filters;
     cn->bb = apr_brigade_create(c->pool, c->bucket_alloc);
     cn->start_gseq = start_gseq;
+    cn->id = apr_atomic_inc32(&eng.next_id) + 1;
     cn->user = r->user ? apr_pstrdup(c->pool, r->user) : "anonymous";
     cn->name = cn->user;
     {
@@ -172,6 +185,9 @@ static void engine_unlink_sub(rtb_sub_t *sub)
     b->count--;
 }
 
+static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto);
+static void engine_run_done_jobs(void);
+
 rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id)
 {
     rtb_sub_t *sub = apr_pcalloc(cn->c->pool, sizeof(*sub));
@@ -186,6 +202,19 @@ rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t la
         engine_link_sub(sub);
     }
     return sub;
+}
+
+void rtb_conn_catch_up(rtb_conn_t *cn, apr_uint64_t from)
+{
+    apr_pool_t *p;
+    apr_uint64_t save = cn->start_gseq;
+    if (cn->blocking)
+        return; /* the blocking loop reads the ring from its own cursor */
+    apr_pool_create(&p, eng.pool);
+    cn->start_gseq = from;
+    engine_catch_up(cn, p, eng.cursor);
+    cn->start_gseq = save;
+    apr_pool_destroy(p);
 }
 
 void rtb_conn_unsubscribe(rtb_conn_t *cn, rtb_sub_t *sub)
@@ -300,6 +329,8 @@ void rtb_conn_close(rtb_conn_t *cn, int why)
 {
     if (cn->closing)
         return;
+    ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, cn->c, "RTB0047: %s connection ends (%d)",
+                  cn->vt->name, why);
     cn->closing = 1;
     cn->close_why = why;
     if (!cn->blocking && cn->in_pollset) {
@@ -609,6 +640,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
 
         for (i = 0; i < recs->nelts; i++)
             engine_dispatch(&APR_ARRAY_IDX(recs, i, engine_rec_t));
+        engine_run_done_jobs();
 
         now = apr_time_now();
         if (now >= eng.next_timer) {
@@ -637,6 +669,11 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
             rtb_conn_t *keep = NULL;
             for (cn = eng.closing; cn; cn = next) {
                 next = cn->qnext;
+                if (cn->jobs > 0) {
+                    cn->qnext = keep; /* a worker still uses it */
+                    keep = cn;
+                    continue;
+                }
                 if (cn->in_pollset) {
                     engine_finish(cn);
                     engine_retire(cn);
@@ -688,6 +725,62 @@ static void *APR_THREAD_FUNC engine_wake_loop(apr_thread_t *thd, void *data)
     }
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* deferred work                                                        */
+
+static void *APR_THREAD_FUNC engine_job_run(apr_thread_t *t, void *data)
+{
+    engine_job_t *job = data;
+    (void)t;
+    job->fn(job->data);
+    apr_thread_mutex_lock(eng.qlock);
+    job->next = eng.done_jobs;
+    eng.done_jobs = job;
+    apr_thread_mutex_unlock(eng.qlock);
+    apr_pollset_wakeup(eng.ps);
+    return NULL;
+}
+
+int rtb_engine_defer(rtb_conn_t *cn, void (*fn)(void *), void (*done)(void *), void *data)
+{
+    engine_job_t *job;
+    if (cn->blocking || !eng.workers) {
+        fn(data);
+        done(data);
+        return 0;
+    }
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return -1;
+    job->cn = cn;
+    job->fn = fn;
+    job->done = done;
+    job->data = data;
+    cn->jobs++;
+    if (apr_thread_pool_push(eng.workers, engine_job_run, job, 0, NULL) != APR_SUCCESS) {
+        cn->jobs--;
+        free(job);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loop thread: completions of deferred jobs, in no particular order. */
+static void engine_run_done_jobs(void)
+{
+    engine_job_t *job, *next;
+    apr_thread_mutex_lock(eng.qlock);
+    job = eng.done_jobs;
+    eng.done_jobs = NULL;
+    apr_thread_mutex_unlock(eng.qlock);
+    for (; job; job = next) {
+        next = job->next;
+        job->cn->jobs--;
+        job->done(job->data);
+        free(job);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -827,6 +920,8 @@ static apr_status_t engine_cleanup(void *data)
     apr_pollset_wakeup(eng.ps);
     apr_thread_join(&rv, eng.loop_thread);
     apr_thread_join(&rv, eng.wake_thread);
+    if (eng.workers)
+        apr_thread_pool_destroy(eng.workers);
     eng.running = 0;
     return APR_SUCCESS;
 }
@@ -854,6 +949,11 @@ void rtb_engine_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RTB0044: cannot create the pollset; streams will block threads");
         return;
+    }
+    rv = apr_thread_pool_create(&eng.workers, 1, 4, eng.pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0046: cannot create the worker pool");
+        eng.workers = NULL;
     }
     rv = ap_thread_create(&eng.loop_thread, NULL, engine_loop, NULL, pchild);
     if (rv == APR_SUCCESS)

@@ -80,6 +80,8 @@ struct rtb_conn_t {
     char *obuf;              /* queued output (malloc), for slow sockets */
     apr_size_t olen, ocap;
     int closing, blocking, dirty, want_out, in_pollset, counted;
+    int jobs; /* deferred jobs in flight: finish waits for them */
+    apr_uint32_t id; /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;
     apr_uint64_t passes; /* loop pass that adopted it */
@@ -108,6 +110,16 @@ rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint6
 
 /* Adds a board subscription with the last id the client has. */
 rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id);
+
+/*
+ * Loop thread only: delivers the ring's records from gseq `from` up to what
+ * the loop has already dispatched, to the connection's subscriptions (for a
+ * board joined while the connection is live; ids already sent are skipped).
+ */
+void rtb_conn_catch_up(rtb_conn_t *cn, apr_uint64_t from);
+
+/* Runs `fn(data)` on a worker thread of the engine, then `done(data)` on the loop. */
+int rtb_engine_defer(rtb_conn_t *cn, void (*fn)(void *), void (*done)(void *), void *data);
 
 /* Loop thread only: ends a subscription (WebSocket leave). */
 void rtb_conn_unsubscribe(rtb_conn_t *cn, rtb_sub_t *sub);

@@ -230,7 +230,7 @@ static void stream_on_readable(rtb_conn_t *cn)
         rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
                             4096);
         if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
-            rv = APR_EOF;
+            rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
         apr_brigade_cleanup(bb);
     } while (rv == APR_SUCCESS && ++rounds < 8);
     apr_brigade_destroy(bb);

@@ -7,6 +7,9 @@
 
 #include "rtb_engine.h"
 
+/* The ticket authentication hook. */
+void rtb_ws_register_hooks(apr_pool_t *p);
+
 /* GET /ws, GET /boards/:b/ws and POST /boards/:b/ws-ticket. */
 int rtb_ws_dispatch(request_rec *r, const rtb_route_t *rt);
 
