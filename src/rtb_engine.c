@@ -916,6 +916,7 @@ static apr_status_t engine_cleanup(void *data)
     (void)data;
     if (!eng.running)
         return APR_SUCCESS;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, eng.s, "RTB0048: stopping the loop");
     apr_atomic_set32(&eng.stopping, 1);
     apr_pollset_wakeup(eng.ps);
     apr_thread_join(&rv, eng.loop_thread);
