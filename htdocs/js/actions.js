@@ -112,13 +112,16 @@ export class Actions {
   async editTask(taskId, fields, base) {
     const changed = {};
     for (const [k, v] of Object.entries(fields)) if (!same(v, base[k])) changed[k] = v;
+    // If-Match carries the version the edit started from (or a later one we wrote ourselves).
+    const ownVersion = this.store.answered.get(taskId) ?? -1;
     if (Object.keys(changed).length === 0) return { ok: true, unchanged: true };
     if ('title' in changed) {
       const invalid = validateTitle(changed.title);
       if (invalid) return { ok: false, field: 'title', message: invalid };
     }
     const op = this.store.addOp({ kind: 'edit', taskId, fields: changed });
-    let version = this.store.knownVersion(taskId);
+    let version = typeof base.version === 'number'
+      ? Math.max(base.version, ownVersion) : this.store.knownVersion(taskId);
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const r = await api.updateTask(this.boardId, taskId, changed, version);

@@ -2,7 +2,7 @@
 // actions. Rendering is keyed: columns and cards are created once and then updated and moved in
 // place, so focus, half-typed inputs and drags survive live updates.
 
-import { h, avatar, announce, toast } from './ui.js';
+import { h, avatar, announce, toast, icon } from './ui.js';
 
 const KEY_HELP = 'Tab to a card, Enter to open it, Alt+Left/Right to move it to another list, Alt+Up/Down to reorder.';
 
@@ -18,6 +18,7 @@ export class BoardView {
     this.editor = editor;
     this.getMe = getMe;
     this.nameOf = nameOf;
+    // Both keyed by String(id): the same key a data-* attribute gives back.
     this.columnEls = new Map(); // listId -> {el, header, nameEl, countEl, cardsEl, form, input, error}
     this.cardEls = new Map(); // taskId -> {el, sig}
     this.drag = null;
@@ -30,7 +31,7 @@ export class BoardView {
     this.renameBoardBtn = h('button', {
       type: 'button', class: 'icon-btn', 'aria-label': 'Rename board', title: 'Rename board',
       'data-testid': 'board-rename', onclick: () => this.startBoardRename(),
-    }, '✎');
+    }, icon('edit'));
     this.titleWrap = h('h1', { class: 'board-title' }, this.titleEl, this.renameBoardBtn);
     this.bar = h('div', { class: 'board-bar' },
       this.titleWrap,
@@ -78,11 +79,12 @@ export class BoardView {
     const seenTasks = new Set();
     let prev = null;
     for (const col of view.lists) {
-      seenLists.add(col.list.id);
-      let c = this.columnEls.get(col.list.id);
+      const listKey = String(col.list.id);
+      seenLists.add(listKey);
+      let c = this.columnEls.get(listKey);
       if (!c) {
         c = this.buildColumn(col.list);
-        this.columnEls.set(col.list.id, c);
+        this.columnEls.set(listKey, c);
       }
       this.updateColumn(c, col, view.lists.length);
       const want = prev ? prev.nextSibling : this.columnsEl.firstChild;
@@ -90,11 +92,12 @@ export class BoardView {
       prev = c.el;
 
       col.tasks.forEach((task, i) => {
-        seenTasks.add(task.id);
-        let card = this.cardEls.get(task.id);
+        const taskKey = String(task.id);
+        seenTasks.add(taskKey);
+        let card = this.cardEls.get(taskKey);
         if (!card) {
           card = { el: this.buildCard(task), sig: '' };
-          this.cardEls.set(task.id, card);
+          this.cardEls.set(taskKey, card);
         }
         this.updateCard(card, task, col, i);
         const at = c.cardsEl.children[i];
@@ -132,10 +135,10 @@ export class BoardView {
     const nameEl = h('span', { class: 'column-name', 'data-testid': 'list-name', id: `${id}-name` });
     const renameBtn = h('button', {
       type: 'button', class: 'icon-btn', 'data-testid': 'list-rename', title: 'Rename list',
-    }, '✎');
+    }, icon('edit'));
     const deleteBtn = h('button', {
       type: 'button', class: 'icon-btn', 'data-testid': 'list-delete', title: 'Delete list',
-    }, '🗑');
+    }, icon('trash'));
     const countEl = h('span', { class: 'column-count', 'data-testid': 'list-count' });
     const titleEl = h('h2', { class: 'column-title' }, nameEl);
     const header = h('header', { class: 'column-header' }, titleEl, countEl, renameBtn, deleteBtn);
@@ -245,7 +248,7 @@ export class BoardView {
   }
 
   flash(taskId) {
-    const card = this.cardEls.get(taskId);
+    const card = this.cardEls.get(String(taskId));
     if (!card) return;
     card.el.classList.remove('flash');
     void card.el.offsetWidth; // restart the animation
@@ -406,13 +409,13 @@ export class BoardView {
   onClick(e) {
     const card = this.cardOf(e.target);
     if (!card) return;
-    this.editor.open(card.dataset.taskId);
+    this.editor.open(this.store.resolveTaskId(card.dataset.taskId));
   }
 
   onKeyDown(e) {
     const card = this.cardOf(e.target);
     if (!card || e.target !== card) return;
-    const taskId = card.dataset.taskId;
+    const taskId = this.store.resolveTaskId(card.dataset.taskId);
     const view = this.store.view();
     const ci = view.lists.findIndex((c) => c.tasks.some((t) => t.id === taskId));
     if (ci < 0) return;
@@ -448,7 +451,7 @@ export class BoardView {
       const total = target.ci === ci ? col.tasks.length : dst.tasks.length + 1;
       announce(`Moved “${task.title}” to ${dst.list.name}, position ${target.index + 1} of ${total}.`);
       // Keep the focus on the moved card once it has been re-rendered in its new place.
-      queueMicrotask(() => queueMicrotask(() => this.cardEls.get(taskId)?.el.focus()));
+      queueMicrotask(() => queueMicrotask(() => this.cardEls.get(String(taskId))?.el.focus()));
       return;
     }
 
@@ -466,7 +469,7 @@ export class BoardView {
         }
       }
     }
-    if (next) this.cardEls.get(next.id)?.el.focus();
+    if (next) this.cardEls.get(String(next.id))?.el.focus();
   }
 
   // ------------------------------------------------------------------ drag and drop
@@ -517,7 +520,7 @@ export class BoardView {
     e.preventDefault();
     const t = this.dropTargetAt(e);
     const target = t ? { listId: t.c.listId, index: t.index } : this.drag.target;
-    const { taskId } = this.drag;
+    const taskId = this.store.resolveTaskId(this.drag.taskId);
     this.endDrag();
     if (!target) return;
     const before = this.store.viewTask(taskId);

@@ -60,7 +60,6 @@ export class TaskEditor {
       e.preventDefault();
       this.close();
     });
-    d.addEventListener('close', () => this.cleanup());
     // A click on the backdrop (outside the form) closes without saving.
     d.addEventListener('mousedown', (e) => {
       if (e.target === d) this.close();
@@ -68,7 +67,7 @@ export class TaskEditor {
     for (const f of ['title', 'description']) {
       this.inputs[f].addEventListener('input', () => {
         this.clearError(f);
-        if (this.taskId) this.collab.noteTyping(this.taskId);
+        if (this.taskId != null) this.collab.noteTyping(this.taskId);
       });
     }
     this.inputs.assignee.addEventListener('input', () => this.clearError('assignee'));
@@ -88,9 +87,15 @@ export class TaskEditor {
   open(taskId, draft = null, error = null) {
     const task = this.store.viewTask(taskId);
     if (!task || task._temp) return;
-    if (this.isOpen && this.taskId !== taskId) this.close();
+    if (this.isOpen && this.taskId !== task.id) this.close();
+    taskId = task.id;
     this.taskId = taskId;
-    this.base = { title: task.title || '', description: task.description || '', assignee: task.assignee ?? null, listId: task.listId };
+    // The version the user's edit is based on: sent as If-Match, so a save made over someone
+    // else's newer change of the same field is refused (412) instead of overwriting it.
+    this.base = {
+      title: task.title || '', description: task.description || '', assignee: task.assignee ?? null,
+      listId: task.listId, version: task.version,
+    };
     this.returnFocus = document.activeElement instanceof HTMLElement ? document.activeElement : null;
 
     const values = { ...this.base, ...(draft || {}) };
@@ -112,9 +117,11 @@ export class TaskEditor {
     if (!error) focusField.select();
   }
 
+  // Every way of closing goes through here (buttons, Escape, backdrop), and the cleanup runs at
+  // once, so reopening right after closing cannot be undone by a late "close" event.
   close() {
     if (this.dialog.open) this.dialog.close();
-    else this.cleanup();
+    if (this.taskId != null) this.cleanup();
   }
 
   cleanup() {
@@ -126,7 +133,8 @@ export class TaskEditor {
     this.returnFocus = null;
     delete this.dialog.dataset.taskId;
     // Focus returns to the card (found again: it may have been re-rendered or moved).
-    const card = taskId ? document.querySelector(`[data-testid="task-card"][data-task-id="${CSS.escape(taskId)}"]`) : null;
+    const card = taskId != null
+      ? document.querySelector(`[data-testid="task-card"][data-task-id="${CSS.escape(String(taskId))}"]`) : null;
     if (card) card.focus({ preventScroll: false });
     else if (back && document.contains(back)) back.focus();
   }
@@ -149,7 +157,7 @@ export class TaskEditor {
       const opt = document.createElement('option');
       opt.value = col.list.id;
       opt.textContent = col.list.name;
-      if (col.list.id === selected) opt.selected = true;
+      if (String(col.list.id) === String(selected)) opt.selected = true;
       this.listSelect.append(opt);
     }
   }
@@ -165,7 +173,7 @@ export class TaskEditor {
   }
 
   renderTyping() {
-    if (!this.isOpen || !this.taskId) {
+    if (!this.isOpen || this.taskId == null) {
       this.typingNote.hidden = true;
       return;
     }
@@ -212,7 +220,7 @@ export class TaskEditor {
   }
 
   onStoreChange() {
-    if (!this.isOpen || !this.taskId) return;
+    if (!this.isOpen || this.taskId == null) return;
     const task = this.store.viewTask(this.taskId);
     if (!task) {
       const title = this.base ? this.base.title : '';
@@ -223,8 +231,8 @@ export class TaskEditor {
       return;
     }
     // Keep the list choices current and follow remote changes into untouched fields.
-    const chosen = this.listSelect.value;
-    if (chosen === this.base.listId && task.listId !== this.base.listId) {
+    const chosen = this.store.resolveListId(this.listSelect.value);
+    if (String(chosen) === String(this.base.listId) && task.listId !== this.base.listId) {
       this.base.listId = task.listId;
       this.fillLists(task.listId);
     } else {
@@ -253,7 +261,7 @@ export class TaskEditor {
   }
 
   save() {
-    if (!this.taskId) return;
+    if (this.taskId == null) return;
     const values = this.values();
     const invalid = validateTitle(values.title);
     if (invalid) {
@@ -263,7 +271,7 @@ export class TaskEditor {
     }
     const taskId = this.taskId;
     const base = { ...this.base };
-    const targetList = this.listSelect.value;
+    const targetList = this.store.resolveListId(this.listSelect.value);
     this.close();
     const edit = this.actions.editTask(taskId, values, base);
     if (targetList && targetList !== base.listId) {
@@ -274,7 +282,7 @@ export class TaskEditor {
   }
 
   remove() {
-    if (!this.taskId) return;
+    if (this.taskId == null) return;
     const taskId = this.taskId;
     this.close();
     this.actions.deleteTask(taskId);

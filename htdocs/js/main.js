@@ -54,7 +54,14 @@ function route() {
   const boardId = currentBoardId();
   $('home-link').setAttribute('href', homeHref());
   app.page = boardId ? new BoardPage(boardId) : new HomePage();
+  app.page.key = boardId || '';
   app.page.start();
+}
+
+// History navigation fires popstate and, for a hash change, hashchange too: route once.
+function routeIfChanged() {
+  if (app.page && app.page.key === (currentBoardId() || '')) return;
+  route();
 }
 
 document.addEventListener('click', (e) => {
@@ -63,8 +70,8 @@ document.addEventListener('click', (e) => {
   e.preventDefault();
   navigate(a.getAttribute('href'));
 });
-window.addEventListener('popstate', route);
-window.addEventListener('hashchange', route);
+window.addEventListener('popstate', routeIfChanged);
+window.addEventListener('hashchange', routeIfChanged);
 
 // ------------------------------------------------------------------ header: user
 

@@ -364,6 +364,28 @@ export class BoardStore {
     return null;
   }
 
+  // DOM attributes and form values hold ids as text, while the server may use numbers:
+  // these map such a value back to the id as the state holds it.
+  resolveTaskId(value) {
+    if (value == null) return value;
+    const key = String(value);
+    for (const id of this.tasks.keys()) if (String(id) === key) return id;
+    for (const op of this.ops) {
+      if (op.kind === 'create' && String(op.serverId ?? op.tempId) === key) return op.serverId ?? op.tempId;
+    }
+    return value;
+  }
+
+  resolveListId(value) {
+    if (value == null) return value;
+    const key = String(value);
+    for (const id of this.lists.keys()) if (String(id) === key) return id;
+    for (const op of this.ops) {
+      if (op.kind === 'createList' && String(op.serverId ?? op.tempId) === key) return op.serverId ?? op.tempId;
+    }
+    return value;
+  }
+
   listName(listId) {
     const l = this.lists.get(listId);
     if (l) return l.name;

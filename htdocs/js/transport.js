@@ -192,7 +192,8 @@ class WebSocketDriver extends Driver {
       case 'pong':
         break;
       case 'error':
-        console.warn('rtboard websocket error message:', msg.code, msg.message);
+        // A board joined on open answers our join with already_joined: nothing is wrong.
+        if (msg.code !== 'already_joined') console.warn('rtboard websocket error:', msg.code, msg.message);
         break;
       case 'reset':
         this.h.reset(msg);
@@ -376,6 +377,7 @@ export class LiveConnection {
     this.stopped = true;
     this.serverDown = false;
     this.onOnline = () => this.retryNow();
+    this.onVisible = () => { if (document.visibilityState === 'visible') this.retryNow(); };
     this.onOffline = () => { if (this.state !== 'live' && !this.stopped) this.setState('offline'); };
     this.everLive = false;
   }
@@ -393,6 +395,7 @@ export class LiveConnection {
     this.stopped = false;
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
+    document.addEventListener('visibilitychange', this.onVisible);
     this.openActive();
   }
 
@@ -400,6 +403,7 @@ export class LiveConnection {
     this.stopped = true;
     window.removeEventListener('online', this.onOnline);
     window.removeEventListener('offline', this.onOffline);
+    document.removeEventListener('visibilitychange', this.onVisible);
     clearTimeout(this.retryTimer);
     clearTimeout(this.climbTimer);
     if (this.active) this.active.close();
@@ -449,7 +453,9 @@ export class LiveConnection {
     if (this.stopped) return;
     clearTimeout(this.retryTimer);
     const name = this.transport;
-    if (this.state !== 'offline') this.setState(this.everLive ? 'reconnecting' : 'connecting');
+    if (this.state !== 'offline') {
+      this.setState(this.failures === 0 && !this.everLive ? 'connecting' : 'reconnecting');
+    }
     const driver = this.makeDriver(name, 'active');
     this.active = driver;
     driver.open();
@@ -493,7 +499,7 @@ export class LiveConnection {
     }
     this.failures += 1;
     const offline = !navigator.onLine || (!reachable && this.failures >= 2);
-    this.setState(offline ? 'offline' : (this.everLive ? 'reconnecting' : 'connecting'));
+    this.setState(offline ? 'offline' : 'reconnecting');
     // A live connection that just dropped is retried quickly the first time.
     const delay = info.wasLive && this.failures === 1 ? backoffDelay(0, 300) : backoffDelay(this.failures);
     this.retryTimer = setTimeout(() => this.openActive(), delay);

@@ -100,17 +100,32 @@ export function colorFor(id) {
 
 export function initials(name) {
   const parts = String(name || '?').trim().split(/[\s._-]+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
+  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 1);
   return letters.toUpperCase();
+}
+
+const ICONS = {
+  edit: '<path d="M4 20h4L18.5 9.5a2.12 2.12 0 0 0-4-4L4 16v4z"/><path d="M13.5 6.5l4 4"/>',
+  trash: '<path d="M4 7h16"/><path d="M10 11v6M14 11v6"/><path d="M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12"/><path d="M9 7V4h6v3"/>',
+  close: '<path d="M6 6l12 12M18 6L6 18"/>',
+};
+
+/** An inline stroke icon (decorative: the button around it carries the label). */
+export function icon(name) {
+  const span = document.createElement('span');
+  span.className = 'icon';
+  span.setAttribute('aria-hidden', 'true');
+  span.innerHTML = `<svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${ICONS[name] || ''}</svg>`;
+  return span;
 }
 
 export function avatar(userId, name, { size = 'md', label } = {}) {
   const display = name || userId;
   const el = h('span', {
     class: `avatar avatar-${size}`,
-    style: `--avatar-bg: ${colorFor(userId)}`,
     title: label || display,
   }, h('span', { 'aria-hidden': 'true' }, initials(display)));
+  el.style.setProperty('--avatar-bg', colorFor(userId)); // CSSOM: allowed under a strict CSP
   el.append(h('span', { class: 'visually-hidden' }, label || display));
   return el;
 }
