@@ -35,8 +35,9 @@ deps:
 
 test-deps:
 	@scripts/deps.sh test
-	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/ws ] && \
-	    [ -d node_modules/eventsource ]; } || npm install --no-audit --no-fund --silent
+	@for d in tests/browser tests/js; do \
+	    if [ -f $$d/package.json ] && [ ! -d $$d/node_modules ]; then \
+	        (cd $$d && npm install --no-audit --no-fund --silent) || exit 1; fi; done
 
 run: deps build
 	@VAR=$(VAR) PORT=$(PORT) scripts/server.sh start
