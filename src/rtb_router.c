@@ -4,6 +4,7 @@
  */
 #include "rtb_router.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define ROUTER_MAX_SEGS 5
@@ -32,43 +33,31 @@ int rtb_method_bit(const char *method)
     return RTB_M_OTHER;
 }
 
-long long rtb_parse_num_id(const char *s, size_t n)
-{
-    long long v = 0;
-    size_t i;
-    if (n == 0 || n > 16 || s[0] == '0')
-        return 0;
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > 9007199254740991LL)
-        return 0;
-    return v;
-}
-
+/* The older name of rtb_board_id_valid, still used by the REST, stream and WebSocket code. */
 int rtb_board_slug_valid(const char *s, size_t n)
 {
-    size_t i;
-    if (n == 0 || n > RTB_BOARD_ID_MAX)
-        return 0;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-        return 0;
-    for (i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return rtb_board_id_valid(s, n);
 }
 
-/* Splits "/a/b/c" into segments; -1 on an empty, "." or ".." segment or too many. */
+/* A task or list id segment as a value 1..RTB_ID_MAX, or 0 when malformed. */
+static long long router_num(const router_seg_t *seg)
+{
+    uint64_t v;
+    if (rtb_ids_parse_num(seg->p, seg->n, &v) != RTB_IDS_OK)
+        return 0;
+    return (long long)v; /* RTB_ID_MAX < LLONG_MAX */
+}
+
+/*
+ * Splits "/a/b/c" (or "/a/b/c/") into segments. Returns their number, 0 for
+ * "/", or -1 when the path does not start with '/', holds an empty, "." or
+ * ".." segment, or has more than `max` segments.
+ */
 static int router_split(const char *path, router_seg_t *segs, int max)
 {
     int n = 0;
     const char *p = path;
-    if (*p != '/')
+    if (!p || *p != '/')
         return -1;
     p++;
     if (*p == '\0')
@@ -76,12 +65,9 @@ static int router_split(const char *path, router_seg_t *segs, int max)
     while (*p) {
         const char *e = strchr(p, '/');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0) {
-            /* only a single trailing slash is tolerated */
-            if (e == NULL || e[1] == '\0')
-                break;
+        /* A trailing slash leaves p on the NUL and ends the loop; "//" lands here. */
+        if (len == 0)
             return -1;
-        }
         if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
             return -1;
         if (n == max)
@@ -128,7 +114,7 @@ int rtb_route(const char *path, int m, rtb_route_t *out)
     if (router_is(&s[0], "boards")) {
         if (n == 1)
             return router_finish(out, RTB_R_BOARDS, RTB_M_GET | RTB_M_POST, m);
-        if (!rtb_board_slug_valid(s[1].p, s[1].n))
+        if (!rtb_board_id_valid(s[1].p, s[1].n))
             return RTB_ROUTE_BAD_ID;
         memcpy(out->board, s[1].p, s[1].n);
         out->board[s[1].n] = '\0';
@@ -152,18 +138,17 @@ int rtb_route(const char *path, int m, rtb_route_t *out)
             return RTB_ROUTE_NOT_FOUND;
         }
         if (router_is(&s[2], "lists") && n == 4) {
-            out->list = rtb_parse_num_id(s[3].p, s[3].n);
+            out->list = router_num(&s[3]);
             if (!out->list)
                 return RTB_ROUTE_BAD_ID;
             return router_finish(out, RTB_R_LIST, RTB_M_PATCH | RTB_M_DELETE, m);
         }
         if (router_is(&s[2], "tasks") && (n == 4 || n == 5)) {
-            out->task = rtb_parse_num_id(s[3].p, s[3].n);
+            out->task = router_num(&s[3]);
             if (!out->task)
                 return RTB_ROUTE_BAD_ID;
             if (n == 4)
-                return router_finish(out, RTB_R_TASK, RTB_M_GET | RTB_M_PATCH | RTB_M_DELETE,
-                                     m);
+                return router_finish(out, RTB_R_TASK, RTB_M_GET | RTB_M_PATCH | RTB_M_DELETE, m);
             if (router_is(&s[4], "move"))
                 return router_finish(out, RTB_R_TASK_MOVE, RTB_M_PATCH, m);
         }
@@ -172,7 +157,7 @@ int rtb_route(const char *path, int m, rtb_route_t *out)
     if (router_is(&s[0], "tasks")) {
         if (n == 1)
             return router_finish(out, RTB_R_ALIAS_TASKS, RTB_M_POST, m);
-        out->task = rtb_parse_num_id(s[1].p, s[1].n);
+        out->task = router_num(&s[1]);
         if (!out->task)
             return RTB_ROUTE_BAD_ID;
         if (n == 2)
@@ -195,8 +180,8 @@ char *rtb_allow_header(int allowed, char *buf, size_t cap)
     static const struct {
         int bit;
         const char *name;
-    } names[] = {{RTB_M_GET, "GET"},       {RTB_M_HEAD, "HEAD"},     {RTB_M_POST, "POST"},
-                 {RTB_M_PATCH, "PATCH"},   {RTB_M_DELETE, "DELETE"}, {RTB_M_OPTIONS, "OPTIONS"}};
+    } names[] = {{RTB_M_GET, "GET"},     {RTB_M_HEAD, "HEAD"},     {RTB_M_POST, "POST"},
+                 {RTB_M_PATCH, "PATCH"}, {RTB_M_DELETE, "DELETE"}, {RTB_M_OPTIONS, "OPTIONS"}};
     size_t i, used = 0;
     if (cap == 0)
         return buf;

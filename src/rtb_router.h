@@ -7,26 +7,28 @@
 
 #include <stddef.h>
 
+#include "rtb_ids.h" /* RTB_BOARD_ID_MAX and the id syntax */
+
 typedef enum {
     RTB_R_NONE = 0,
-    RTB_R_BOARDS,        /* /boards */
-    RTB_R_BOARD,         /* /boards/:b */
-    RTB_R_LISTS,         /* /boards/:b/lists */
-    RTB_R_LIST,          /* /boards/:b/lists/:l */
-    RTB_R_TASKS,         /* /boards/:b/tasks */
-    RTB_R_TASK,          /* /boards/:b/tasks/:t */
-    RTB_R_TASK_MOVE,     /* /boards/:b/tasks/:t/move */
-    RTB_R_UPDATES,       /* /boards/:b/updates */
-    RTB_R_POLL,          /* /boards/:b/poll */
-    RTB_R_EVENTS,        /* /boards/:b/events */
-    RTB_R_BOARD_WS,      /* /boards/:b/ws */
-    RTB_R_WS_TICKET,     /* /boards/:b/ws-ticket */
-    RTB_R_MULTI_EVENTS,  /* /events */
-    RTB_R_WS,            /* /ws */
-    RTB_R_ALIAS_TASKS,   /* /tasks */
-    RTB_R_ALIAS_TASK,    /* /tasks/:t */
-    RTB_R_ALIAS_MOVE,    /* /tasks/:t/move */
-    RTB_R_STATUS,        /* /rtboard-status */
+    RTB_R_BOARDS,       /* /boards */
+    RTB_R_BOARD,        /* /boards/:b */
+    RTB_R_LISTS,        /* /boards/:b/lists */
+    RTB_R_LIST,         /* /boards/:b/lists/:l */
+    RTB_R_TASKS,        /* /boards/:b/tasks */
+    RTB_R_TASK,         /* /boards/:b/tasks/:t */
+    RTB_R_TASK_MOVE,    /* /boards/:b/tasks/:t/move */
+    RTB_R_UPDATES,      /* /boards/:b/updates */
+    RTB_R_POLL,         /* /boards/:b/poll */
+    RTB_R_EVENTS,       /* /boards/:b/events */
+    RTB_R_BOARD_WS,     /* /boards/:b/ws */
+    RTB_R_WS_TICKET,    /* /boards/:b/ws-ticket */
+    RTB_R_MULTI_EVENTS, /* /events */
+    RTB_R_WS,           /* /ws */
+    RTB_R_ALIAS_TASKS,  /* /tasks */
+    RTB_R_ALIAS_TASK,   /* /tasks/:t */
+    RTB_R_ALIAS_MOVE,   /* /tasks/:t/move */
+    RTB_R_STATUS,       /* /rtboard-status */
     RTB_R__COUNT
 } rtb_route_id_t;
 
@@ -41,21 +43,19 @@ enum {
     RTB_M_OTHER = 1 << 6
 };
 
-#define RTB_BOARD_ID_MAX 64
-
 typedef struct {
     rtb_route_id_t id;
-    int allowed;                        /* RTB_M_* the route answers */
-    char board[RTB_BOARD_ID_MAX + 1];   /* :b, "" when absent */
-    long long list;                     /* :l, 0 when absent */
-    long long task;                     /* :t, 0 when absent */
+    int allowed;                      /* RTB_M_* the route answers */
+    char board[RTB_BOARD_ID_MAX + 1]; /* :b, "" when absent */
+    long long list;                   /* :l, 0 when absent */
+    long long task;                   /* :t, 0 when absent */
 } rtb_route_t;
 
 typedef enum {
     RTB_ROUTE_OK = 0,
-    RTB_ROUTE_NOT_FOUND = -1,    /* no such path */
-    RTB_ROUTE_BAD_METHOD = -2,   /* path known, method not in route->allowed */
-    RTB_ROUTE_BAD_ID = -3        /* path shape known, but an id is malformed */
+    RTB_ROUTE_NOT_FOUND = -1,  /* no such path */
+    RTB_ROUTE_BAD_METHOD = -2, /* path known, method not in route->allowed */
+    RTB_ROUTE_BAD_ID = -3      /* path shape known, but an id is malformed */
 } rtb_route_status_t;
 
 /*
@@ -70,7 +70,8 @@ int rtb_method_bit(const char *method);
  * matched literally) for method bit `m`. Fills `out` in every case where the
  * path shape is known (so `out->allowed` can feed an Allow header on
  * RTB_ROUTE_BAD_METHOD). A trailing slash is tolerated; empty segments,
- * "." and ".." segments never match. Returns an rtb_route_status_t.
+ * "." and ".." segments never match, nor does a NULL path. Returns an
+ * rtb_route_status_t.
  */
 int rtb_route(const char *path, int m, rtb_route_t *out);
 
@@ -80,10 +81,11 @@ int rtb_route(const char *path, int m, rtb_route_t *out);
  */
 char *rtb_allow_header(int allowed, char *buf, size_t cap);
 
-/* Parses a positive decimal id (1..2^53-1, no sign, no leading zero). 0 on error. */
-long long rtb_parse_num_id(const char *s, size_t n);
-
-/* 1 when s[0..n) is a board id: [a-z0-9][a-z0-9_-]{0,63}. */
+/*
+ * Returns 1 when s[0..n) is a board id ([a-z0-9][a-z0-9_-]{0,63}), else 0.
+ * Kept for existing callers; it is rtb_board_id_valid (rtb_ids.h), which new
+ * code should call directly.
+ */
 int rtb_board_slug_valid(const char *s, size_t n);
 
 #endif
