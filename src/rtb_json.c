@@ -131,7 +131,9 @@ int rtb_json_parse_object(const char *buf, size_t len, json_t **out, rtb_json_er
      * below rather than jansson's "'[' or '{' expected" 400. Trailing bytes
      * are still rejected (no JSON_DISABLE_EOF_CHECK).
      */
-    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    /* \u0000 is valid JSON: it is let through here and refused with a 422
+     * by the string checks, which name the field */
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j) {
         err->status = 400;
         err->code = "invalid_json";
@@ -192,6 +194,8 @@ static int json_check_field(const rtb_field_spec_t *f, const json_t *v, rtb_json
         }
         return 0;
     }
+    case RTB_F_ANY:
+        return 0;
     case RTB_F_INT:
     case RTB_F_ID: {
         long long x;

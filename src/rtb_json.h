@@ -19,7 +19,8 @@ typedef struct {
 typedef enum {
     RTB_F_STRING = 1, /* min/max count Unicode code points */
     RTB_F_INT,        /* min/max bound the value */
-    RTB_F_ID          /* integer id >= 1 */
+    RTB_F_ID,         /* integer id >= 1 */
+    RTB_F_ANY         /* any JSON value: the caller checks it by hand */
 } rtb_field_type_t;
 
 typedef struct {

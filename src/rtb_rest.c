@@ -556,7 +556,7 @@ static int rest_check_if_match(rest_ctx_t *x, rest_answer_t *a, const char **tas
 static const rtb_field_spec_t spec_board_create[] = {
     {"id", RTB_F_STRING, 1, 64, 0, 0},
     {"name", RTB_F_STRING, 1, 200, 1, 0},
-    {"lists", RTB_F_STRING, 0, 0, 0, 0}, /* checked by hand: an array of names */
+    {"lists", RTB_F_ANY, 0, 0, 0, 0}, /* checked by hand: an array of names */
     {NULL, 0, 0, 0, 0, 0}};
 
 static const rtb_field_spec_t spec_board_patch[] = {{"name", RTB_F_STRING, 1, 200, 1, 0},
@@ -651,9 +651,10 @@ static int rest_board_body_extra(rest_ctx_t *x)
                 return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
                                       "every list name must be a string", "lists");
             n = rtb_utf8_len(json_string_value(v));
-            if (n < 1 || n > 100)
+            if (n < 1 || n > 100 || strlen(json_string_value(v)) != json_string_length(v))
                 return rtb_send_error(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_value",
-                                      "list names are 1..100 characters", "lists");
+                                      "list names are 1..100 characters, without NUL",
+                                      "lists");
         }
     }
     return OK;
