@@ -103,13 +103,17 @@ export async function screenshot(page, name) {
 
 // ------------------------------------------------------------------ page helpers
 
-/** A page of `who` on the board; records page errors and opened WebSockets. */
-export async function openBoard(context, { board = config.board, transport = null, who = 'user' } = {}) {
+/**
+ * A page of `who` on the board; records page errors and opened WebSockets.
+ * before(page), when given, runs before the page loads (routes, init scripts).
+ */
+export async function openBoard(context, { board = config.board, transport = null, who = 'user', before = null } = {}) {
   const page = await context.newPage();
   page.rtb = { who, errors: [], consoleErrors: [], websockets: [] };
   page.on('pageerror', (e) => page.rtb.errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') page.rtb.consoleErrors.push(m.text()); });
   page.on('websocket', (ws) => page.rtb.websockets.push(ws.url()));
+  if (before) await before(page);
   const qs = new URLSearchParams({ board });
   if (transport) qs.set('transport', transport);
   await page.goto(`${config.baseUrl}/?${qs}`, { waitUntil: 'domcontentloaded' });
@@ -213,6 +217,115 @@ export async function ensureBoard(context, board) {
     { 'Idempotency-Key': randomUUID() });
   if (c.status !== 201 && c.status !== 409) throw new Error(`POST /boards answered ${c.status}`);
   return (await api(context, 'GET', `/boards/${encodeURIComponent(board)}`)).json;
+}
+
+// ------------------------------------------------------------------ automatic fallback
+
+const CHAIN = ['ws', 'sse', 'longpoll', 'poll'];
+
+// The live endpoints of a board, matched on the path only so that nothing else is caught
+// (not /boards/:b/ws-ticket, not /boards/:b/updates, not the page's own files).
+const LIVE_PATHS = {
+  ws: /^\/boards\/[^/]+\/ws$/,
+  sse: /^\/boards\/[^/]+\/events$/,
+  longpoll: /^\/boards\/[^/]+\/poll$/,
+};
+
+/** How long the client may take to settle on a lower transport when the higher ones are refused at once. */
+const FALLBACK_BUDGET_MS = 10000;
+
+/**
+ * Opens a page of bob's in automatic mode (no ?transport=) with every transport above `mode` made
+ * unavailable to that page: its WebSockets are accepted by the route and closed at once, its
+ * SSE and long-poll requests are aborted (a network error). Checks that the badge settles on
+ * `mode`, live, having walked the chain down in order; that alice's new task and her edit reach
+ * bob; and that the page stays on `mode` with every refused transport actually tried.
+ */
+export async function fallbackScenario({ alicePage, bobContext, listId, mode, tag, pages, needs = true }) {
+  const blocked = CHAIN.slice(0, CHAIN.indexOf(mode));
+  const refused = { ws: 0, sse: 0, longpoll: 0 };
+  const label = `[auto, ${blocked.join('+')} refused]`;
+  let bobPage = null;
+  let fellBackMs = null;
+
+  const up = await check(`${label} bob's page falls back and goes live on ${mode}`, async () => {
+    const t0 = Date.now();
+    bobPage = await openBoard(bobContext, {
+      who: `bob (auto, ${blocked.join('+')} refused)`,
+      before: async (page) => {
+        // Every state the badge goes through, from the first paint on.
+        await page.addInitScript(() => {
+          window.__rtbBadge = [];
+          document.addEventListener('DOMContentLoaded', () => {
+            const b = document.getElementById('conn-badge');
+            if (!b) return;
+            const note = () => {
+              const s = `${b.dataset.transport}:${b.dataset.state}`;
+              if (window.__rtbBadge[window.__rtbBadge.length - 1] !== s) window.__rtbBadge.push(s);
+            };
+            note();
+            new MutationObserver(note).observe(b, { attributes: true, attributeFilter: ['data-transport', 'data-state'] });
+          });
+        });
+        if (blocked.includes('ws')) {
+          await page.routeWebSocket((u) => LIVE_PATHS.ws.test(u.pathname), (ws) => {
+            refused.ws += 1;
+            ws.close();
+          });
+        }
+        for (const t of ['sse', 'longpoll']) {
+          if (!blocked.includes(t)) continue;
+          await page.route((u) => LIVE_PATHS[t].test(u.pathname), (route) => {
+            refused[t] += 1;
+            return route.abort();
+          });
+        }
+      },
+    });
+    pages.push(bobPage);
+    await waitBadge(bobPage, { state: 'live', transport: mode, timeout: FALLBACK_BUDGET_MS });
+    fellBackMs = Date.now() - t0;
+    const history = await bobPage.evaluate(() => window.__rtbBadge || []);
+    console.log(`#   badge: ${history.join(' > ')}`);
+    const walked = history.map((s) => s.split(':')[0]).filter((t, i, a) => t && t !== a[i - 1]);
+    assert(walked.join() === CHAIN.slice(0, CHAIN.indexOf(mode) + 1).join(),
+      `the badge went through ${JSON.stringify(history)}`);
+  }, { needs });
+  if (fellBackMs !== null) console.log(`#   live on ${mode} ${fellBackMs} ms after opening the page`);
+
+  const t = `Auto ${mode} ${tag}`;
+  let id = null;
+  const seen = await check(`${label} bob sees alice's new task`, async () => {
+    id = await createTaskViaUi(alicePage, listId, t);
+    await card(bobPage, id).waitFor({ state: 'visible', timeout: T.sync });
+  }, { needs: up });
+  await check(`${label} bob sees alice's edit`, async () => {
+    const dialog = await openEditor(alicePage, id);
+    await dialog.locator('[data-testid="edit-title"]').fill(`${t} edited`);
+    await dialog.locator('[data-testid="edit-save"]').click();
+    await dialog.waitFor({ state: 'hidden', timeout: T.ui });
+    await card(bobPage, id).locator('[data-testid="task-title"]', { hasText: `${t} edited` }).waitFor({ timeout: T.sync });
+  }, { needs: seen });
+  if (bobPage) await screenshot(bobPage, `bob-auto-fallback-${mode}`);
+
+  await check(`${label} the page stays on ${mode}, and every refused transport was tried`, async () => {
+    const b = await badge(bobPage);
+    assert(b.transport === mode && b.state === 'live', `badge is ${JSON.stringify(b)}`);
+    for (const t2 of blocked) assert(refused[t2] >= 1, `${t2} was never tried (refused: ${JSON.stringify(refused)})`);
+    const history = await bobPage.evaluate(() => window.__rtbBadge || []);
+    const settled = history.indexOf(`${mode}:live`);
+    const after = history.slice(settled).filter((s) => !s.startsWith(`${mode}:`));
+    assert(after.length === 0, `the badge left ${mode} after settling: ${JSON.stringify(history)}`);
+  }, { needs: up });
+
+  if (id) {
+    const dialog = await openEditor(alicePage, id).catch(() => null);
+    if (dialog) {
+      await dialog.locator('[data-testid="task-delete"]').click();
+      await card(alicePage, id).waitFor({ state: 'detached', timeout: T.ui }).catch(() => {});
+    }
+  }
+  if (bobPage) await bobPage.close();
 }
 
 // ------------------------------------------------------------------ server restart
@@ -514,6 +627,12 @@ export async function run() {
         else assert(n === 0, `${n} WebSocket(s) opened: ${pageT.rtb.websockets.join(', ')}`);
       }, { needs: up });
       await pageT.close();
+    }
+
+    // ---- automatic fallback: with the higher transports refused, bob still gets alice's changes ----
+
+    for (const mode of ['sse', 'longpoll', 'poll']) {
+      await fallbackScenario({ alicePage: pageA, bobContext: ctxB, listId: lists[1], mode, tag, pages, needs: listsOk });
     }
 
     // ---- server restart (only when a restart command is given) ----
