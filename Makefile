@@ -28,7 +28,8 @@ $(MODULE): $(SRC) $(HDR)
 	    -Wc,-Wno-missing-field-initializers -Wc,-Wno-sign-compare -Wc,-Werror -Isrc -ljansson \
 	    -o mod_rtboard.la src/mod_rtboard.c $(filter-out src/mod_rtboard.c,$(SRC)) >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
-	@mkdir -p src/.libs && cp .libs/mod_rtboard.so $(MODULE)
+	@# a new inode (cp + mv), never an in-place rewrite: running servers map the old file
+	@mkdir -p src/.libs && cp .libs/mod_rtboard.so $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE)
 
 deps:
 	@scripts/deps.sh run
