@@ -1,0 +1,407 @@
+"""Harness for the integration tests: private httpd servers running mod_rtboard.
+
+Each server is started with scripts/server.sh on a fresh state directory
+(VAR) under build/, a free port on 127.0.0.1 and several child processes,
+and stopped by pid with `scripts/server.sh stop`.
+
+Fixtures (conftest.py)
+  server          one server for the whole test run (CHILDREN=2, THREADS=25)
+  make_server     factory: make_server(HISTORY=64, CHILDREN=3) starts another
+                  server with custom settings; it is stopped after the test
+                  module (or earlier with .stop())
+  alice, bob, carol
+                  Client objects (requests.Session with Basic auth) on `server`
+
+Helpers
+  wait_until(cond, timeout, what)   poll a condition with a deadline
+  Server.restart()                  stop + start on the same VAR (the
+                                    database persists)
+  Server.graceful()                 `scripts/server.sh graceful` and wait until
+                                    the new generation answers
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER_SH = os.path.join(ROOT, "scripts", "server.sh")
+JSON = {"Content-Type": "application/json"}
+
+
+# ---------------------------------------------------------------------------
+# generic helpers
+
+
+def wait_until(cond, timeout=10.0, what="condition", interval=0.02):
+    """Calls cond() until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s (last value: %r)"
+                                 % (timeout, what, last))
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique(prefix="b"):
+    """A fresh board id (a valid slug)."""
+    unique.n += 1
+    return "%s-%d-%d" % (prefix, os.getpid() % 100000, unique.n)
+
+
+unique.n = int(time.time() * 1000) % 1000000
+
+
+# ---------------------------------------------------------------------------
+# the server
+
+
+class Server:
+    def __init__(self, **settings):
+        self.settings = {"CHILDREN": "2", "THREADS": "25"}
+        self.settings.update({k: str(v) for k, v in settings.items()})
+        build = os.path.join(ROOT, "build")
+        os.makedirs(build, exist_ok=True)
+        self.var = tempfile.mkdtemp(prefix="itest-", dir=build)
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.running = None  # never started yet
+        self._clients = []
+
+    # -- process control -------------------------------------------------
+
+    def _env(self):
+        env = dict(os.environ)
+        env.update(self.settings)
+        env["VAR"] = self.var
+        env["PORT"] = str(self.port)
+        return env
+
+    def _sh(self, action, timeout=60):
+        p = subprocess.run([SERVER_SH, action], env=self._env(), cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError("scripts/server.sh %s failed (%d):\n%s\n--- error.log:\n%s"
+                               % (action, p.returncode, p.stdout.decode(errors="replace"),
+                                  self.error_log()[-4000:]))
+        return p.stdout.decode(errors="replace")
+
+    def start(self):
+        try:
+            self._sh("start")
+        except RuntimeError as e:
+            # the free port may have been taken since it was found: once more on another
+            if self.running is not None or "in use" not in str(e):
+                raise
+            self.stop()
+            self.port = free_port()
+            self.base = "http://127.0.0.1:%d" % self.port
+            self._sh("start")
+        self.running = True
+        return self
+
+    def stop(self):
+        for c in self._clients:
+            c.close()
+        if self.running or os.path.exists(self.pidfile):
+            self._sh("stop")
+        self.running = False
+
+    def restart(self):
+        """Stop and start again on the same state directory and port."""
+        old = self.master_pid()
+        self.stop()
+        assert old is None or not pid_alive(old), "the old httpd %s is still alive" % old
+        self.start()
+        assert self.master_pid() != old
+
+    def graceful(self, timeout=20):
+        """Graceful restart (SIGUSR1); returns once the new generation serves requests."""
+        n = self.error_log().count("AH00489")  # "... resuming normal operations"
+        self._sh("graceful")
+        wait_until(lambda: self.error_log().count("AH00489") > n, timeout,
+                   "the graceful restart to complete")
+        wait_until(self._answers, timeout, "the server to answer after a graceful restart")
+        for c in self._clients:  # drop keep-alive connections to the old generation
+            c.close()
+
+    def _answers(self):
+        try:
+            return requests.get(self.base + "/boards", auth=("alice", "alice"),
+                                timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def cleanup(self):
+        """Stops the server and removes its state directory (kept when
+        RTB_KEEP_ITEST is set in the environment, for a look at the logs)."""
+        self.stop()
+        if not os.environ.get("RTB_KEEP_ITEST"):
+            def removed():
+                shutil.rmtree(self.var, ignore_errors=True)
+                return not os.path.exists(self.var)
+            wait_until(removed, 5, "%s to be removed" % self.var, interval=0.1)
+
+    # -- state files -------------------------------------------------------
+
+    @property
+    def pidfile(self):
+        return os.path.join(self.var, "httpd.pid")
+
+    def master_pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.var, name), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def error_log(self):
+        return self._read("error.log")
+
+    def access_log(self):
+        return self._read("access.log")
+
+    def access_lines(self, method=None, path_re=None):
+        """Parsed access log lines: dicts of user, method, path, status, pid."""
+        out = []
+        rx = re.compile(r'^(\S+) (\S+) "(\S+) (\S+) [^"]*" (\d{3}) \S+ \d+ pid=(\d+)$')
+        for line in self.access_log().splitlines():
+            m = rx.match(line)
+            if not m:
+                continue
+            d = {"user": m.group(2), "method": m.group(3), "path": m.group(4),
+                 "status": int(m.group(5)), "pid": int(m.group(6))}
+            if method and d["method"] != method:
+                continue
+            if path_re and not re.search(path_re, d["path"]):
+                continue
+            out.append(d)
+        return out
+
+    # -- clients -----------------------------------------------------------
+
+    def url(self, path):
+        return self.base + path
+
+    def client(self, user="alice"):
+        c = Client(self, user)
+        self._clients.append(c)
+        return c
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# ---------------------------------------------------------------------------
+# the client
+
+
+class Client:
+    """A requests.Session bound to one server and one user, with API helpers."""
+
+    def __init__(self, server, user="alice", password=None):
+        self.server = server
+        self.user = user
+        self.password = password if password is not None else user
+        self.s = requests.Session()
+        if user:
+            self.s.auth = (user, self.password)
+
+    def close(self):
+        self.s.close()
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30)
+        kw.setdefault("allow_redirects", False)
+        return self.s.request(method, self.server.url(path), **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def head(self, path, **kw):
+        return self.request("HEAD", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, **self._body(body, kw))
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, **self._body(body, kw))
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    @staticmethod
+    def _body(body, kw):
+        if body is not None:
+            kw["data"] = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            headers = dict(JSON)
+            headers.update(kw.get("headers") or {})
+            kw["headers"] = headers
+        return kw
+
+    def raw(self, method, path, body=None, headers=None):
+        """Sends `path` byte for byte (no client-side normalisation of dot segments,
+        slashes or escapes) on a fresh connection; returns a RawResponse."""
+        h = {"Host": "127.0.0.1:%d" % self.server.port, "Connection": "close"}
+        if self.user:
+            token = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
+            h["Authorization"] = "Basic " + token
+        h.update(headers or {})
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            return RawResponse(method, path, r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    # -- API shortcuts that assert success -------------------------------
+
+    def ok(self, r, status=200):
+        assert r.status_code == status, "%s %s -> %d %s" % (
+            r.request.method, r.request.url, r.status_code, r.text[:500])
+        return r.json() if r.content else None
+
+    def create_board(self, board_id=None, name=None, lists=None):
+        body = {"name": name or ("Board %s" % (board_id or "x"))}
+        if board_id is not None:
+            body["id"] = board_id
+        if lists is not None:
+            body["lists"] = lists
+        return self.ok(self.post("/boards", body), 201)["data"]
+
+    def snapshot(self, board):
+        return self.ok(self.get("/boards/%s" % board))
+
+    def last_event_id(self, board):
+        return self.snapshot(board)["lastEventId"]
+
+    def lists(self, board):
+        return self.snapshot(board)["data"]["lists"]
+
+    def tasks(self, board):
+        return self.ok(self.get("/boards/%s/tasks" % board))["data"]
+
+    def create_task(self, board, list_id, title="task", **extra):
+        body = {"listId": list_id, "title": title}
+        body.update(extra)
+        return self.ok(self.post("/boards/%s/tasks" % board, body), 201)["data"]
+
+    def events_since(self, board, since=0):
+        """Every event after `since`, following pages until the board's last event."""
+        out = []
+        while True:
+            d = self.ok(self.get("/boards/%s/updates" % board, params={"since": since}))
+            assert not d.get("reset"), "unexpected reset: %r" % d
+            if not d["data"]:
+                return out
+            out.extend(d["data"])
+            since = d["data"][-1]["id"]
+
+
+class RawResponse:
+    """The parts of requests.Response that the checks use."""
+
+    def __init__(self, method, path, status, headers, content):
+        self.status_code = status
+        self.headers = requests.structures.CaseInsensitiveDict(headers)
+        self.content = content
+        self.text = content.decode("utf-8", errors="replace")
+        self.request = type("Req", (), {"method": method, "url": path})()
+
+    def json(self):
+        return json.loads(self.text)
+
+
+# ---------------------------------------------------------------------------
+# checks shared by the test modules
+
+
+ERROR_KEYS = {"status", "code", "message", "field", "current"}
+
+
+def assert_error(r, status, code=None, field=None):
+    """Checks that `r` is a JSON error body of the contract's shape; returns error."""
+    if isinstance(status, int):
+        status = (status,)
+    assert r.status_code in status, "expected %s, got %d: %s" % (status, r.status_code,
+                                                                  r.text[:500])
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
+    body = r.json()
+    assert set(body) == {"error"}, body
+    e = body["error"]
+    assert set(e) <= ERROR_KEYS, e
+    assert e["status"] == r.status_code, e
+    assert isinstance(e["code"], str) and e["code"], e
+    assert isinstance(e["message"], str) and e["message"], e
+    if code is not None:
+        assert e["code"] == code, e
+    if field is not None:
+        assert e.get("field") == field, e
+    else:
+        assert "field" not in e or isinstance(e["field"], str), e
+    return e
+
+
+class Unchanged:
+    """Context manager: asserts that nothing was written and nothing published.
+
+    It records every board's lastEventId and name (as alice, who may read all
+    of them) and the full snapshot of the named boards, and compares after.
+    """
+
+    def __init__(self, client, *boards):
+        self.c = client
+        self.boards = boards
+
+    def _state(self):
+        listing = self.c.ok(self.c.get("/boards"))["data"]
+        state = {"boards": sorted((b["id"], b["name"], b["lastEventId"]) for b in listing)}
+        for b in self.boards:
+            r = self.c.get("/boards/%s" % b)
+            state[b] = (r.status_code, r.json() if r.status_code == 200 else None)
+        return state
+
+    def __enter__(self):
+        self.before = self._state()
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is None:
+            after = self._state()
+            assert after == self.before, "state changed:\nbefore %r\nafter  %r" % (
+                self.before, after)
+        return False
