@@ -75,6 +75,14 @@ int rtb_db_begin(rtb_db_t *db);
 int rtb_db_commit(rtb_db_t *db);
 void rtb_db_rollback(rtb_db_t *db);
 
+/*
+ * A read-only transaction, so several SELECTs see one snapshot (SQLite:
+ * deferred BEGIN, which under WAL blocks no writer; PostgreSQL: REPEATABLE
+ * READ). Always pair begin with end.
+ */
+int rtb_db_read_begin(rtb_db_t *db);
+void rtb_db_read_end(rtb_db_t *db);
+
 /* ---- bus (rtb_bus.c) ---- */
 
 /* Serialises writers of this server (node): id order == commit order == publish order. */

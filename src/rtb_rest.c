@@ -17,6 +17,7 @@ APLOG_USE_MODULE(rtboard);
 #include "apr_strings.h"
 #include "apr_sha1.h"
 #include "apr_lib.h"
+#include "apr_hash.h"
 
 #define REST_MAX_EVENTS 1000
 
@@ -700,61 +701,59 @@ static int rest_boards_list(rest_ctx_t *x)
     return rtb_send_json(x->r, HTTP_OK, rest_data(arr));
 }
 
+/* A strong ETag for a board state: its sequence, and its creation time so a
+ * re-created board never matches the old one's tags. */
+static const char *rest_board_etag(apr_pool_t *p, const char **b)
+{
+    apr_ssize_t klen = APR_HASH_KEY_STRING;
+    return apr_psprintf(p, "\"s%s-%08x\"", b[3], (unsigned)apr_hashfunc_default(b[2], &klen));
+}
+
 /*
- * The board snapshot: board, lists and tasks as of one lastEventId. The
- * reads are checked against the board's sequence before and after, and
- * retried if a change committed in between, so the snapshot and its
- * lastEventId always agree.
+ * The board snapshot: board, lists and tasks read in one read transaction,
+ * so the snapshot and its lastEventId always agree and a client can
+ * subscribe from that id with no gap.
  */
 static int rest_board_get(rest_ctx_t *x)
 {
     request_rec *r = x->r;
     const char *a1[1] = {x->rt.board};
-    int attempt;
+    const char **b, *etag, *inm;
+    apr_array_header_t *lists = NULL, *tasks = NULL;
+    json_t *jl, *jt, *root;
+    int i;
+
     if (rtb_db_acquire(&x->db, r) < 0)
         return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
                               "the database is not available", NULL);
-    for (attempt = 0; attempt < 20; attempt++) {
-        const char **b = rest_board_row(x, x->rt.board), **b2;
-        apr_array_header_t *lists, *tasks;
-        json_t *jl, *jt, *root;
-        const char *etag;
-        int i;
-        if (!b) {
-            if (x->db.failed)
-                break;
-            return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
-        }
-        etag = apr_psprintf(r->pool, "\"s%s\"", b[3]);
-        {
-            const char *inm = apr_table_get(r->headers_in, "If-None-Match");
-            if (inm && !strcmp(inm, etag)) {
-                apr_table_setn(r->headers_out, "ETag", etag);
-                return rtb_send_body(r, HTTP_NOT_MODIFIED, NULL, 0);
-            }
-        }
+    if (rtb_db_read_begin(&x->db) < 0)
+        return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_busy",
+                              "could not read the board, try again", NULL);
+    b = rest_board_row(x, x->rt.board);
+    etag = b ? rest_board_etag(r->pool, b) : NULL;
+    inm = apr_table_get(r->headers_in, "If-None-Match");
+    if (b && !(inm && !strcmp(inm, etag))) {
         lists = rtb_db_select(&x->db, RTB_SQL_LISTS_OF, 1, a1, NULL);
         tasks = rtb_db_select(&x->db, RTB_SQL_TASKS_OF, 1, a1, NULL);
-        b2 = rest_board_row(x, x->rt.board);
-        if (!lists || !tasks || !b2)
-            break;
-        if (strcmp(b[3], b2[3]) != 0)
-            continue;
-        jl = json_array();
-        for (i = 0; i < lists->nelts; i++)
-            json_array_append_new(jl, rest_list_json(x->rt.board,
-                                                     APR_ARRAY_IDX(lists, i, const char **)));
-        jt = json_array();
-        for (i = 0; i < tasks->nelts; i++)
-            json_array_append_new(jt, rest_task_json(x->rt.board,
-                                                     APR_ARRAY_IDX(tasks, i, const char **)));
-        root = json_pack("{s:{s:o,s:o,s:o},s:o}", "data", "board", rest_board_json(b), "lists",
-                         jl, "tasks", jt, "lastEventId", rest_num(b[3]));
-        apr_table_setn(r->headers_out, "ETag", etag);
-        return rtb_send_json(r, HTTP_OK, root);
     }
-    return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "snapshot_unavailable",
-                          "could not read a consistent snapshot, try again", NULL);
+    rtb_db_read_end(&x->db);
+    if (x->db.failed)
+        return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
+                              "could not read the board", NULL);
+    if (!b)
+        return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
+    apr_table_setn(r->headers_out, "ETag", etag);
+    if (!lists)
+        return rtb_send_body(r, HTTP_NOT_MODIFIED, NULL, 0);
+    jl = json_array();
+    for (i = 0; i < lists->nelts; i++)
+        json_array_append_new(jl, rest_list_json(x->rt.board, APR_ARRAY_IDX(lists, i, const char **)));
+    jt = json_array();
+    for (i = 0; i < tasks->nelts; i++)
+        json_array_append_new(jt, rest_task_json(x->rt.board, APR_ARRAY_IDX(tasks, i, const char **)));
+    root = json_pack("{s:{s:o,s:o,s:o},s:o}", "data", "board", rest_board_json(b), "lists", jl,
+                     "tasks", jt, "lastEventId", rest_num(b[3]));
+    return rtb_send_json(r, HTTP_OK, root);
 }
 
 static int rest_board_patch(rest_ctx_t *x, rest_answer_t *a)
@@ -885,7 +884,8 @@ static int rest_list_delete(rest_ctx_t *x, rest_answer_t *a)
     apr_pool_t *p = x->r->pool;
     const char **row = rest_list_row(x, x->rt.board, x->rt.list);
     const char *lid = rest_i(p, x->rt.list);
-    const char *cascade = x->r->args ? strstr(x->r->args, "cascade=1") : NULL;
+    const char *cv = rtb_query_arg(x->r, "cascade");
+    int cascade = cv && !strcmp(cv, "1");
     long long ntasks;
     if (!row)
         return rest_list_missing(x, a);
@@ -1241,6 +1241,23 @@ const char *rtb_updates_body(request_rec *r, rtb_db_t *db, const char *board, ap
     iov[1 + 2 * n].iov_len = strlen(iov[1 + 2 * n].iov_base);
     *nevents = n;
     return apr_pstrcatv(p, iov, 2 * n + 2, NULL);
+}
+
+const char *rtb_query_arg(request_rec *r, const char *name)
+{
+    const char *q = r->args;
+    apr_size_t nl = strlen(name);
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        apr_size_t len = amp ? (apr_size_t)(amp - q) : strlen(q);
+        if (len >= nl && !strncmp(q, name, nl) && (len == nl || q[nl] == '=')) {
+            char *v = len == nl ? "" : apr_pstrmemdup(r->pool, q + nl + 1, len - nl - 1);
+            ap_unescape_url(v);
+            return v;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
 }
 
 /* Parses the `name` query argument as an event id; -1 when absent, -2 when malformed. */

@@ -31,6 +31,9 @@ int rtb_board_allowed(request_rec *r, const char *board, const char *method, con
 const char *rtb_updates_body(request_rec *r, rtb_db_t *db, const char *board, apr_uint64_t since,
                              int *status, int *nevents);
 
+/* Query argument `name`, unescaped ("" when it has no value); NULL when absent. */
+const char *rtb_query_arg(request_rec *r, const char *name);
+
 /* Query argument `name` as a decimal id: -1 absent, -2 malformed. */
 long long rtb_query_id(request_rec *r, const char *name);
 

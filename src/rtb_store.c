@@ -256,3 +256,25 @@ void rtb_db_rollback(rtb_db_t *db)
     apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
     db->tx = NULL;
 }
+
+int rtb_db_read_begin(rtb_db_t *db)
+{
+    int n = 0, rv;
+    const char *sql = strcmp(apr_dbd_name(db->dbd->driver), "pgsql") == 0
+                          ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                          : "BEGIN";
+    rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, sql);
+    if (rv) {
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0008: read transaction failed: %s",
+                      db->errmsg ? db->errmsg : "?");
+        return -1;
+    }
+    return 0;
+}
+
+void rtb_db_read_end(rtb_db_t *db)
+{
+    int n = 0;
+    apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, "COMMIT");
+}

@@ -266,38 +266,7 @@ static const rtb_transport_t sse_transport = {
 static const char *stream_cursor_arg(request_rec *r)
 {
     const char *h = apr_table_get(r->headers_in, "Last-Event-ID");
-    const char *q = r->args, *v;
-    if (h)
-        return h;
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        apr_size_t len = amp ? (apr_size_t)(amp - q) : strlen(q);
-        if (len > 12 && !strncmp(q, "lastEventId=", 12)) {
-            v = apr_pstrmemdup(r->pool, q + 12, len - 12);
-            ap_unescape_url((char *)v);
-            return v;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
-/* The value of query argument `name`, unescaped; NULL when absent. */
-static const char *stream_arg(request_rec *r, const char *name)
-{
-    const char *q = r->args;
-    apr_size_t nl = strlen(name);
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        apr_size_t len = amp ? (apr_size_t)(amp - q) : strlen(q);
-        if (len > nl && !strncmp(q, name, nl) && q[nl] == '=') {
-            char *v = apr_pstrmemdup(r->pool, q + nl + 1, len - nl - 1);
-            ap_unescape_url(v);
-            return v;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return NULL;
+    return h ? h : rtb_query_arg(r, "lastEventId");
 }
 
 static int sse_handle(request_rec *r, const rtb_route_t *rt)
@@ -317,7 +286,7 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
 
     memset(rp, 0, sizeof(rp));
     if (multi) {
-        const char *list = stream_arg(r, "boards");
+        const char *list = rtb_query_arg(r, "boards");
         char *tok, *last;
         if (!list || !*list)
             return rtb_send_error(r, HTTP_BAD_REQUEST, "missing_boards",

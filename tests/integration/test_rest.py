@@ -227,9 +227,6 @@ def test_list_delete_empty_and_with_tasks(alice, board):
     assert ev["type"] == "list_deleted" and ev["data"]["listId"] == todo
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: rest_list_delete finds ?cascade=1 with "
-                   "strstr(r->args, \"cascade=1\"), so any query containing that text "
-                   "(e.g. ?nocascade=1) deletes the list and its tasks")
 def test_list_delete_cascades_only_on_the_cascade_parameter(alice, board):
     bid, (todo, _, _) = board
     alice.create_task(bid, todo, "keep me")
