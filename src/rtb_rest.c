@@ -1357,7 +1357,8 @@ static int rest_alias(rest_ctx_t *x)
     }
     rc = rtb_board_allowed(r, x->rt.board, r->method, uri);
     if (rc != OK) {
-        if (rc == HTTP_UNAUTHORIZED)
+        /* Apache answers 401 to a known user that fails Require: that is a 403 here */
+        if (rc == HTTP_UNAUTHORIZED && !r->user)
             return rtb_send_error(r, rc, "not_authenticated", "authentication required", NULL);
         return rtb_send_error(r, HTTP_FORBIDDEN, "board_forbidden",
                               "you may not use this board", NULL);
