@@ -61,6 +61,13 @@ typedef struct {
 int rtb_db_acquire(rtb_db_t *db, request_rec *r);
 
 /*
+ * A connection held only until rtb_db_close: for streams, whose request
+ * lives as long as the stream and must not keep a connection that long.
+ */
+int rtb_db_open(rtb_db_t *db, request_rec *r);
+void rtb_db_close(rtb_db_t *db);
+
+/*
  * Runs the prepared statement `label` with `nargs` string arguments (NULL
  * means SQL NULL). Select: returns the rows as an array of `const char **`
  * (each of ncols entries) in *rows, or NULL on failure. Exec: returns 0 and

@@ -325,6 +325,16 @@ int rtb_conn_flush(rtb_conn_t *cn)
     return 0;
 }
 
+/* Puts a connection on the closing list once; only adopted ones belong there. */
+static void engine_queue_close(rtb_conn_t *cn)
+{
+    if (cn->blocking || !cn->in_pollset || cn->on_closing)
+        return;
+    cn->on_closing = 1;
+    cn->qnext = eng.closing;
+    eng.closing = cn;
+}
+
 void rtb_conn_close(rtb_conn_t *cn, int why)
 {
     if (cn->closing)
@@ -333,10 +343,7 @@ void rtb_conn_close(rtb_conn_t *cn, int why)
                   cn->vt->name, why);
     cn->closing = 1;
     cn->close_why = why;
-    if (!cn->blocking && cn->in_pollset) {
-        cn->qnext = eng.closing;
-        eng.closing = cn;
-    }
+    engine_queue_close(cn);
 }
 
 /* ------------------------------------------------------------------ */
@@ -520,6 +527,7 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
             eng.all->prev = cn;
         eng.all = cn;
         eng.nconns++;
+        cn->on_closing = 1;
         cn->qnext = eng.closing;
         eng.closing = cn;
         return;
@@ -538,11 +546,8 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
     if (cn->olen)
         engine_mark_dirty(cn);
     engine_catch_up(cn, p, ring_next);
-    if (cn->closing) {
-        /* closed before it reached the loop: finish it in this pass */
-        cn->closing = 0;
-        rtb_conn_close(cn, cn->close_why);
-    }
+    if (cn->closing)
+        engine_queue_close(cn); /* closed before (or while) it reached the loop */
 }
 
 static void engine_timers(apr_time_t now)

@@ -772,15 +772,11 @@ static int rest_board_patch(rest_ctx_t *x, rest_answer_t *a)
     if (!b)
         return -1;
     bj = rest_board_json(b);
-    /* lastEventId in the answer is the id of this very change */
-    {
-        apr_uint64_t id = rest_emit(x, x->rt.board, "board_updated",
-                                    json_pack("{s:O}", "board", bj));
-        if (!id) {
-            json_decref(bj);
-            return -1;
-        }
-        json_object_set_new(bj, "lastEventId", json_integer((json_int_t)id));
+    /* the board as of this very change: writers are serialised, so its id is seq + 1 */
+    json_object_set_new(bj, "lastEventId", json_integer((json_int_t)apr_atoi64(b[3]) + 1));
+    if (!rest_emit(x, x->rt.board, "board_updated", json_pack("{s:O}", "board", bj))) {
+        json_decref(bj);
+        return -1;
     }
     rest_answer_json(x, a, HTTP_OK, rest_data(bj));
     return 0;
@@ -1166,6 +1162,14 @@ static int rest_task_move(rest_ctx_t *x, rest_answer_t *a)
 /* ------------------------------------------------------------------ */
 /* updates                                                              */
 
+int rtb_history_gone(request_rec *r, apr_uint64_t since, apr_uint64_t last)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    if (since > last)
+        return 1;
+    return cfg->history > 0 && last - since > (apr_uint64_t)cfg->history;
+}
+
 /*
  * Builds {"data":[events with id > since],"lastEventId":N} from the event
  * log, or a reset when `since` is older than the retained history or ahead
@@ -1206,7 +1210,8 @@ const char *rtb_updates_body(request_rec *r, rtb_db_t *db, const char *board, ap
             m = APR_ARRAY_IDX(mr, 0, const char **);
         min = m && m[0] ? (apr_uint64_t)apr_atoi64(m[0]) : 0;
     }
-    if (since > last || (min > 0 && since + 1 < min) || (min == 0 && last > 0)) {
+    if (rtb_history_gone(r, since, last) || (min > 0 && since + 1 < min) ||
+        (min == 0 && last > 0)) {
         *nevents = -1;
         return apr_psprintf(p,
                             "{\"data\":[{\"type\":\"reset\",\"boardId\":\"%s\",\"lastEventId\":"

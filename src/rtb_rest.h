@@ -31,6 +31,12 @@ int rtb_board_allowed(request_rec *r, const char *board, const char *method, con
 const char *rtb_updates_body(request_rec *r, rtb_db_t *db, const char *board, apr_uint64_t since,
                              int *status, int *nevents);
 
+/*
+ * 1 when a client at `since` cannot be brought up to `last` from the kept
+ * history (RTBoardHistory) or is ahead of it: it must reload (a reset).
+ */
+int rtb_history_gone(request_rec *r, apr_uint64_t since, apr_uint64_t last);
+
 /* Query argument `name`, unescaped ("" when it has no value); NULL when absent. */
 const char *rtb_query_arg(request_rec *r, const char *name);
 

@@ -278,3 +278,23 @@ void rtb_db_read_end(rtb_db_t *db)
     int n = 0;
     apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, "COMMIT");
 }
+
+int rtb_db_open(rtb_db_t *db, request_rec *r)
+{
+    memset(db, 0, sizeof(*db));
+    db->r = r;
+    db->pool = r->pool;
+    db->dbd = rtb_dbd_open ? rtb_dbd_open(r->pool, r->server) : NULL;
+    if (!db->dbd) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "RTB0009: no database connection");
+        return -1;
+    }
+    return 0;
+}
+
+void rtb_db_close(rtb_db_t *db)
+{
+    if (db->dbd && rtb_dbd_close)
+        rtb_dbd_close(db->r->server, db->dbd);
+    db->dbd = NULL;
+}

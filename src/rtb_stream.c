@@ -101,8 +101,8 @@ static int stream_replay(request_rec *r, rtb_db_t *db, stream_replay_t *rp, long
         return OK;
     }
     rp->since = (apr_uint64_t)since;
-    if (rp->since > rp->last) {
-        rp->reset = 1; /* a cursor from another history */
+    if (rtb_history_gone(r, rp->since, rp->last)) {
+        rp->reset = 1; /* from another history, or older than the kept one */
         return OK;
     }
     if (stream_from_ring(r->pool, rp))
@@ -344,15 +344,18 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
     }
 
     start = rtb_engine_ring_position();
-    if (rtb_db_acquire(&db, r) < 0)
+    if (rtb_db_open(&db, r) < 0)
         return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
                               "the database is not available", NULL);
     for (i = 0; i < nb; i++) {
         long long since = rp[i].since == (apr_uint64_t)-1 ? -1 : (long long)rp[i].since;
         rc = stream_replay(r, &db, &rp[i], since);
-        if (rc != OK)
+        if (rc != OK) {
+            rtb_db_close(&db);
             return stream_error(r, rc, rp[i].board);
+        }
     }
+    rtb_db_close(&db);
 
     /* headers and first bytes at once */
     r->status = HTTP_OK;
@@ -523,27 +526,32 @@ static int lp_handle(request_rec *r, const rtb_route_t *rt)
         timeout = cfg->poll_max_timeout;
 
     start = rtb_engine_ring_position();
-    if (rtb_db_acquire(&db, r) < 0)
+    if (rtb_db_open(&db, r) < 0)
         return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
                               "the database is not available", NULL);
     memset(&rp, 0, sizeof(rp));
     rp.board = rt->board;
     rc = stream_replay(r, &db, &rp, since);
-    if (rc != OK)
+    if (rc != OK) {
+        rtb_db_close(&db);
         return stream_error(r, rc, rt->board);
+    }
     if (since < 0)
         since = (long long)rp.last;
     if ((apr_uint64_t)since != rp.last || timeout == 0) {
         /* something to say at once: the same answer as /updates */
         body = rtb_updates_body(r, &db, rt->board, (apr_uint64_t)since, &status, &n);
+        rtb_db_close(&db);
         if (!body)
             return stream_error(r, status, rt->board);
         if (n == 0) {
-            body = apr_psprintf(r->pool, "{\"data\":[],\"lastEventId\":%lld,\"timeout\":%s}",
-                                since, timeout == 0 ? "true" : "false");
+            body = apr_psprintf(r->pool,
+                                "{\"data\":[],\"lastEventId\":%" APR_INT64_T_FMT ",\"timeout\":%s}",
+                                (apr_int64_t)since, timeout == 0 ? "true" : "false");
         }
         return rtb_send_body(r, HTTP_OK, body, strlen(body));
     }
+    rtb_db_close(&db);
 
     r->status = HTTP_OK;
     ap_set_content_type(r, "application/json; charset=utf-8");

@@ -391,7 +391,7 @@ static void ws_join_read(ws_join_t *j, rtb_db_t *db)
         j->since = (long long)j->last;
         return;
     }
-    if ((apr_uint64_t)j->since > j->last) {
+    if (rtb_history_gone(j->r ? j->r : db->r, (apr_uint64_t)j->since, j->last)) {
         j->reset = 1;
         return;
     }
@@ -984,10 +984,11 @@ static int ws_upgrade(request_rec *r, const rtb_route_t *rt)
         first->since = since < 0 ? -1 : since;
         apr_cpystrn(first->board, rt->board, sizeof(first->board));
         first->start = rtb_engine_ring_position();
-        if (rtb_db_acquire(&db, r) < 0)
+        if (rtb_db_open(&db, r) < 0)
             return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
                                   "the database is not available", NULL);
         ws_join_read(first, &db);
+        rtb_db_close(&db);
         if (first->status == HTTP_INTERNAL_SERVER_ERROR)
             return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
                                   "could not read the board", NULL);

@@ -103,9 +103,6 @@ def test_poll_times_out_with_an_empty_answer(srv, alice, pboard):
     assert 0.9 <= took < 6, took
 
 
-@pytest.mark.xfail(strict=True, reason="poll?timeout=0 with nothing newer formats its answer with "
-                   "%lld, which apr_psprintf does not support: invalid JSON, and a child crash "
-                   "when since > 0")
 def test_poll_with_timeout_zero_answers_at_once(srv, alice, pboard):
     board, _ = pboard  # a new board: since=0 is its newest id (since > 0 crashes the child)
     r, took = poll(srv, board, 0, 0)
@@ -179,10 +176,6 @@ def race_srv(servers):
     return servers.start(CHILDREN=2, THREADS=25, check_crash=False)
 
 
-@pytest.mark.xfail(strict=True, reason="a long poll whose event arrives while it is handed to the "
-                   "event loop is put on the loop's closing list twice (engine_adopt re-closes "
-                   "it); after the destroy grace the loop reads the freed connection: SIGSEGV "
-                   "at rtb_engine.c:671")
 def test_long_polls_racing_writers_lose_nothing_and_crash_nothing(race_srv):
     srv = race_srv
     alice = srv.client("alice")
@@ -269,8 +262,7 @@ def test_poll_with_a_future_since_gets_a_reset(srv, alice, pboard):
     assert d["data"][0]["type"] == "reset" and d["data"][0]["lastEventId"] == 1, d
 
 
-@pytest.mark.parametrize("n", [20, pytest.param(200, marks=pytest.mark.xfail(
-    strict=True, reason=DB_POOL_BUG))])
+@pytest.mark.parametrize("n", [20, 200])
 def test_concurrent_long_polls_hold_no_worker_threads(srv, alice, pboard, n):
     board, lists = pboard
     last = alice.last_event_id(board)

@@ -920,8 +920,6 @@ def check_history_resume(server, board, lists):
             assert evs[1].json()["data"]["task"] == t
 
 
-@pytest.mark.xfail(strict=True, reason="SSE replays from the shared ring events that the "
-                   "history (RTBoardHistory) already pruned, instead of a reset")
 def test_resume_older_than_the_history_gets_a_reset_while_the_ring_holds_it(hist_srv,
                                                                            hist_board):
     check_history_resume(hist_srv, *hist_board)

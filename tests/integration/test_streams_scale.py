@@ -48,8 +48,7 @@ def rest_answers(server, board, last):
     return time.monotonic() - t0
 
 
-@pytest.mark.parametrize("n", [20, pytest.param(500, marks=pytest.mark.xfail(
-    strict=True, reason=DB_POOL_BUG))])
+@pytest.mark.parametrize("n", [20, 500])
 def test_many_streams_get_every_event_in_order_once(scale_srv, n):
     srv = scale_srv
     alice = srv.client("alice")
