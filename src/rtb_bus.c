@@ -18,15 +18,22 @@ APLOG_USE_MODULE(rtboard);
 #include <limits.h>
 #include <errno.h>
 #include <time.h>
+#include <pthread.h>
 
 #define BUS_RETAINED_KEY "mod_rtboard-bus"
 #define BUS_MAGIC 0x52544232u /* "RTB2" */
 #define BUS_RING_MUTEX "rtboard-ring"
-#define BUS_WRITE_MUTEX "rtboard-write"
 
 typedef struct {
     apr_uint32_t magic;
     apr_uint32_t pad;
+    /*
+     * The writers' lock: process-shared and robust (a writer killed while
+     * holding it does not wedge the others), but not priority-inheriting
+     * like APR's, so a running thread can take it at once on release instead
+     * of the kernel handing it to a sleeping waiter: no lock convoy.
+     */
+    pthread_mutex_t write_lock;
     volatile apr_uint64_t published;
     rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
     rtb_presence_t presence[RTB_PRESENCE_MAX];
@@ -39,20 +46,20 @@ typedef struct {
     apr_size_t ring_bytes;
     int ring_slots;
     apr_global_mutex_t *ring_mutex;
-    apr_global_mutex_t *write_mutex;
     const char *ring_lockfile;
-    const char *write_lockfile;
 } bus_retained_t;
 
 static bus_retained_t *bus_ret;
 static bus_hdr_t *bus_hdr;
 static rtb_ring_t *bus_ring;
 static rtb_child_slot_t *bus_my_slot;
+/* Writers of one child queue here first, so at most one thread per child
+ * waits on the (priority-inheriting, kernel-arbitrated) global mutex. */
+static apr_thread_mutex_t *bus_local_write;
 
 void rtb_bus_register(apr_pool_t *pconf)
 {
     ap_mutex_register(pconf, BUS_RING_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
-    ap_mutex_register(pconf, BUS_WRITE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
 }
 
 static apr_size_t bus_ring_offset(void)
@@ -106,9 +113,15 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
          * generation and of the new one must share them. */
         rv = ap_global_mutex_create(&bus_ret->ring_mutex, &bus_ret->ring_lockfile,
                                     BUS_RING_MUTEX, NULL, s, s->process->pool, 0);
-        if (rv == APR_SUCCESS)
-            rv = ap_global_mutex_create(&bus_ret->write_mutex, &bus_ret->write_lockfile,
-                                        BUS_WRITE_MUTEX, NULL, s, s->process->pool, 0);
+        if (rv == APR_SUCCESS) {
+            pthread_mutexattr_t ma;
+            pthread_mutexattr_init(&ma);
+            pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+            pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+            if (pthread_mutex_init(&bus_hdr->write_lock, &ma) != 0)
+                rv = APR_EGENERAL;
+            pthread_mutexattr_destroy(&ma);
+        }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0014: could not create mutexes");
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -134,11 +147,9 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
     if (!bus_ret || !bus_ret->shm)
         return;
     rv = apr_global_mutex_child_init(&bus_ret->ring_mutex, bus_ret->ring_lockfile, pchild);
-    if (rv == APR_SUCCESS)
-        rv = apr_global_mutex_child_init(&bus_ret->write_mutex, bus_ret->write_lockfile,
-                                         pchild);
     if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0016: mutex child init failed");
+    apr_thread_mutex_create(&bus_local_write, APR_THREAD_MUTEX_DEFAULT, pchild);
     ap_mpm_query(AP_MPMQ_GENERATION, &gen);
     /* claim a status slot: a free one, or one whose process is gone */
     for (i = 0; i < RTB_MAX_CHILD_SLOTS && !bus_my_slot; i++) {
@@ -207,16 +218,31 @@ void rtb_ring_unlock(void)
 
 apr_status_t rtb_write_lock(server_rec *s)
 {
-    apr_status_t rv = apr_global_mutex_lock(bus_ret->write_mutex);
-    if (rv != APR_SUCCESS)
+    apr_status_t rv;
+    if (bus_local_write)
+        apr_thread_mutex_lock(bus_local_write);
+    rv = pthread_mutex_lock(&bus_hdr->write_lock);
+    if (rv == EOWNERDEAD) {
+        /* its holder died mid-transaction; SQLite/PostgreSQL rolled that back */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RTB0022: a writer died holding the write lock; recovered");
+        pthread_mutex_consistent(&bus_hdr->write_lock);
+        rv = APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "RTB0017: write lock failed");
+        if (bus_local_write)
+            apr_thread_mutex_unlock(bus_local_write);
+    }
     return rv;
 }
 
 void rtb_write_unlock(server_rec *s)
 {
     (void)s;
-    apr_global_mutex_unlock(bus_ret->write_mutex);
+    pthread_mutex_unlock(&bus_hdr->write_lock);
+    if (bus_local_write)
+        apr_thread_mutex_unlock(bus_local_write);
 }
 
 static void bus_futex_wake(volatile apr_uint32_t *word)

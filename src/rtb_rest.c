@@ -958,13 +958,18 @@ static int rest_task_create(rest_ctx_t *x, rest_answer_t *a)
     const char *now = rtb_now_iso(p);
     const char **row;
     json_t *tj;
-    if (!rest_board_row(x, x->rt.board))
-        return rest_no_board(x, a);
-    if (!rest_list_row(x, x->rt.board, list))
-        return rest_bad_list(x, a);
-    count = rest_count(x, RTB_SQL_LIST_TASKS, lid);
-    if (count < 0)
-        return -1;
+    {
+        /* the list, of this board, and its size in one statement; the write
+         * path is serialised, so every statement saved counts */
+        const char *args[2] = {lid, x->rt.board};
+        row = rest_one_row(x, RTB_SQL_LIST_COUNT, 2, args);
+        if (!row) {
+            if (!x->db.failed && !rest_board_row(x, x->rt.board))
+                return rest_no_board(x, a);
+            return rest_bad_list(x, a);
+        }
+        count = apr_atoi64(row[0]);
+    }
     pos = rest_bint(x, "position", count);
     if (pos > count)
         pos = count;
@@ -978,13 +983,10 @@ static int rest_task_create(rest_ctx_t *x, rest_answer_t *a)
         const char *args[11] = {x->rt.board, lid,       rest_bstr(x, "title"),
                                 desc ? desc : "", rest_bstr(x, "assignee"),
                                 rest_i(p, pos), now, now, x->user, x->user};
-        row = rest_one_row(x, RTB_SQL_TASK_INS, 10, args);
+        row = rest_one_row(x, RTB_SQL_TASK_INS, 10, args); /* RETURNING the task's columns */
         if (!row)
             return -1;
     }
-    row = rest_task_row(x, x->rt.board, apr_atoi64(row[0]));
-    if (!row)
-        return -1;
     tj = rest_task_json(x->rt.board, row);
     if (!rest_emit(x, x->rt.board, "task_created", json_pack("{s:O}", "task", tj))) {
         json_decref(tj);

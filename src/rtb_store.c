@@ -39,7 +39,10 @@ static const store_stmt_t store_stmts[] = {
      "UPDATE lists SET position = position + %d WHERE board_id = %s AND position >= %d"},
     {RTB_SQL_LIST_RENAME, "UPDATE lists SET name = %s WHERE id = %d"},
     {RTB_SQL_LIST_DEL, "DELETE FROM lists WHERE id = %d"},
-    {RTB_SQL_LIST_TASKS, "SELECT COUNT(*) FROM tasks WHERE list_id = %d"},
+    {RTB_SQL_LIST_TASKS, "SELECT COALESCE(MAX(position) + 1, 0) FROM tasks WHERE list_id = %d"},
+    /* positions in a list run 0..n-1, so the size is MAX + 1: an index seek, not a count */
+    {RTB_SQL_LIST_COUNT, "SELECT (SELECT COALESCE(MAX(t.position) + 1, 0) FROM tasks t "
+                         "WHERE t.list_id = l.id) FROM lists l WHERE l.id = %d AND l.board_id = %s"},
     {RTB_SQL_TASKS_OF, "SELECT " TASK_COLS " FROM tasks t JOIN lists l ON l.id = t.list_id "
                        "WHERE t.board_id = %s ORDER BY l.position, l.id, t.position, t.id"},
     {RTB_SQL_TASK_GET, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = %d AND t.board_id = %s"},
@@ -47,7 +50,8 @@ static const store_stmt_t store_stmts[] = {
     {RTB_SQL_TASK_INS,
      "INSERT INTO tasks (board_id, list_id, title, description, assignee, position, version, "
      "created_at, updated_at, created_by, updated_by) "
-     "VALUES (%s, %d, %s, %s, %s, %d, 1, %s, %s, %s, %s) RETURNING id"},
+     "VALUES (%s, %d, %s, %s, %s, %d, 1, %s, %s, %s, %s) RETURNING id, list_id, title, "
+     "description, assignee, position, version, created_at, updated_at, created_by, updated_by"},
     {RTB_SQL_TASK_SHIFT,
      "UPDATE tasks SET position = position + %d WHERE list_id = %d AND position >= %d"},
     {RTB_SQL_TASK_UPDATE,
@@ -109,6 +113,26 @@ static const char *store_sql(apr_pool_t *p, const char *sql)
     return apr_pstrcat(p, out, sql, NULL);
 }
 
+/*
+ * Once per connection, before its first statement. SQLite: read the file
+ * through a memory map. Every commit by one connection makes the others
+ * re-read the pages it changed; through the map that is a memory access, not
+ * a pread per page, which matters with dozens of connections per server.
+ * A row-returning PRAGMA cannot go in DBDInitSQL, so it is here.
+ */
+static void store_connection_setup(rtb_db_t *db)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    if (strcmp(apr_dbd_name(db->dbd->driver), "sqlite3") != 0)
+        return;
+    if (apr_dbd_select(db->dbd->driver, db->dbd->pool, db->dbd->handle, &res,
+                       "PRAGMA mmap_size = 1073741824", 0) == 0) {
+        while (apr_dbd_get_row(db->dbd->driver, db->dbd->pool, res, &row, -1) == 0)
+            ;
+    }
+}
+
 static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
 {
     apr_hash_t *h = NULL;
@@ -120,6 +144,7 @@ static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
     if (!h) {
         h = apr_hash_make(db->dbd->pool);
         apr_pool_userdata_set(h, STORE_KEY, NULL, db->dbd->pool);
+        store_connection_setup(db);
     }
     st = apr_hash_get(h, label, APR_HASH_KEY_STRING);
     if (st)

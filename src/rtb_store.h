@@ -20,6 +20,7 @@
 #define RTB_SQL_LIST_RENAME "rtb_list_rename"
 #define RTB_SQL_LIST_DEL "rtb_list_del"
 #define RTB_SQL_LIST_TASKS "rtb_list_tasks"
+#define RTB_SQL_LIST_COUNT "rtb_list_count"
 #define RTB_SQL_TASKS_OF "rtb_tasks_of"
 #define RTB_SQL_TASK_GET "rtb_task_get"
 #define RTB_SQL_TASK_BOARD "rtb_task_board"
