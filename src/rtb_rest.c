@@ -1135,8 +1135,7 @@ static int rest_task_move(rest_ctx_t *x, rest_answer_t *a)
     count = rest_count(x, RTB_SQL_LIST_TASKS, rest_i(p, to_list));
     if (count < 0)
         return -1;
-    if (apr_atoi64(from_list) == to_list)
-        count--; /* the parked task itself is still counted */
+    /* the parked task (position -1) is not counted: MAX(position) + 1 of the others */
     if (pos > count)
         pos = count;
     {
