@@ -80,6 +80,7 @@ static struct {
     apr_uint64_t pass;
     apr_time_t next_timer;
     apr_uint32_t nconns;
+    apr_pool_t *pass_pool; /* cleared at every pass */
 } eng;
 
 /* ------------------------------------------------------------------ */
@@ -128,6 +129,8 @@ rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint6
     cn->fd = fd;
     cn->out = vt->http_body ? r->output_filters : c->output_filters;
     cn->bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    cn->ibb = apr_brigade_create(c->pool, c->bucket_alloc);
+    cn->scratch = r->pool;
     cn->start_gseq = start_gseq;
     cn->id = apr_atomic_inc32(&eng.next_id) + 1;
     cn->user = r->user ? apr_pstrdup(c->pool, r->user) : "anonymous";
@@ -208,8 +211,8 @@ void rtb_conn_catch_up(rtb_conn_t *cn, apr_uint64_t from)
 {
     apr_pool_t *p;
     apr_uint64_t save = cn->start_gseq;
-    if (cn->blocking)
-        return; /* the blocking loop reads the ring from its own cursor */
+    if (cn->blocking || !cn->in_pollset)
+        return; /* the blocking loop reads the ring itself; adoption catches up */
     apr_pool_create(&p, eng.pool);
     cn->start_gseq = from;
     engine_catch_up(cn, p, eng.cursor);
@@ -431,6 +434,10 @@ static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto)
     }
     for (i = 0; i < recs->nelts; i++) {
         engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
+        /* presence, typing and cursors from before the join are not replayed:
+         * the presence list sent on join already says who is here */
+        if (e->kind == RTB_KIND_EPHEMERAL)
+            continue;
         for (sub = cn->subs; sub; sub = sub->cnext) {
             if (!strcmp(sub->board, e->board))
                 engine_deliver(sub, e);
@@ -508,6 +515,7 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
     cn->adopted = now;
     cn->passes = eng.pass;
     cn->next_timer = now;
+    cn->scratch = eng.pass_pool;
     if (cn->sock)
         apr_socket_timeout_set(cn->sock, ENGINE_SOCKET_TIMEOUT);
     cn->pfd.desc_type = APR_POLL_SOCKET;
@@ -550,11 +558,30 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
         engine_queue_close(cn); /* closed before (or while) it reached the loop */
 }
 
+/*
+ * Logs and frees the request of a stream that no longer needs it. Not in
+ * the pass that adopted it: the worker that suspended it may still be
+ * finishing its bookkeeping on the connection.
+ */
+static void engine_release_request(rtb_conn_t *cn, apr_time_t now)
+{
+    conn_rec *c = cn->c;
+    if (!cn->vt->release_request || !cn->r || cn->closing || c->aborted ||
+        cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
+        return;
+    cn->out = c->output_filters;
+    ap_process_request_after_handler(cn->r);
+    cn->r = NULL;
+    /* give freed blocks back, so the idle stream keeps little */
+    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
+}
+
 static void engine_timers(apr_time_t now)
 {
     rtb_conn_t *cn, *next;
     for (cn = eng.all; cn; cn = next) {
         next = cn->next;
+        engine_release_request(cn, now);
         if (!cn->closing && cn->in_pollset && now >= cn->next_timer && cn->vt->on_timer)
             cn->vt->on_timer(cn, now);
     }
@@ -596,6 +623,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
     apr_pool_t *pass_pool;
     (void)data;
     apr_pool_create(&pass_pool, eng.pool);
+    eng.pass_pool = pass_pool;
     for (;;) {
         apr_int32_t n = 0, i;
         const apr_pollfd_t *fds = NULL;
@@ -803,6 +831,7 @@ static int engine_run_blocking(rtb_conn_t *cn)
     cn->counted = 1;
     engine_count(cn, 1);
     apr_pool_create(&p, cn->r->pool);
+    cn->scratch = p;
     memset(&pfd, 0, sizeof(pfd));
     pfd.desc_type = APR_POLL_SOCKET;
     pfd.desc.s = cn->sock;

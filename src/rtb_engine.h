@@ -53,6 +53,13 @@ typedef struct {
     void (*on_close)(rtb_conn_t *cn, int why);
     /* Finish the HTTP request after the last words (SSE/long-poll: EOS). */
     int http_body;
+    /*
+     * The response's headers are out and its body needs no HTTP framing
+     * (SSE: Connection: close, no chunks): once adopted, the request is
+     * logged and its pool freed, and writes go straight to the connection.
+     * Keeps an idle stream small.
+     */
+    int release_request;
 } rtb_transport_t;
 
 /* Why a connection ends. */
@@ -74,7 +81,9 @@ struct rtb_conn_t {
     int fd;
     const rtb_transport_t *vt;
     ap_filter_t *out; /* where writes go: r->output_filters or c->output_filters */
-    apr_bucket_brigade *bb;
+    apr_bucket_brigade *bb;  /* output */
+    apr_bucket_brigade *ibb; /* input */
+    apr_pool_t *scratch;     /* cleared often: the loop's per-pass pool, or r->pool */
     rtb_sub_t *subs;
     apr_uint64_t start_gseq; /* ring position taken before the handler read the store */
     char *obuf;              /* queued output (malloc), for slow sockets */

@@ -203,11 +203,10 @@ static void sse_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t
                           const char *json, apr_size_t len)
 {
     sse_state_t *st = cn->tdata;
-    apr_pool_t *p;
+    apr_pool_t *p = cn->scratch;
     const char *type, *idstr;
     if (kind != RTB_KIND_EVENT)
         return; /* presence and typing travel over WebSockets */
-    apr_pool_create(&p, cn->c->pool);
     type = rtb_event_type(p, json);
     idstr = st->multi ? sse_cursor(cn, p) : apr_psprintf(p, "%" APR_UINT64_T_FMT, id);
     sse_put(cn, p, idstr, type, json, len);
@@ -217,13 +216,12 @@ static void sse_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t
         if (!st->multi)
             rtb_conn_close(cn, RTB_CLOSE_DELETED);
     }
-    apr_pool_destroy(p);
 }
 
 /* A stream's client sends nothing: readable means it went away. */
 static void stream_on_readable(rtb_conn_t *cn)
 {
-    apr_bucket_brigade *bb = apr_brigade_create(cn->c->pool, cn->c->bucket_alloc);
+    apr_bucket_brigade *bb = cn->ibb;
     apr_status_t rv;
     int rounds = 0;
     do {
@@ -233,7 +231,6 @@ static void stream_on_readable(rtb_conn_t *cn)
             rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
         apr_brigade_cleanup(bb);
     } while (rv == APR_SUCCESS && ++rounds < 8);
-    apr_brigade_destroy(bb);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
         cn->c->aborted = 1;
         rtb_conn_close(cn, RTB_CLOSE_PEER);
@@ -260,7 +257,7 @@ static void sse_on_close(rtb_conn_t *cn, int why)
 }
 
 static const rtb_transport_t sse_transport = {
-    "sse", RTB_T_SSE, sse_on_record, stream_on_readable, sse_on_timer, sse_on_close, 1};
+    "sse", RTB_T_SSE, sse_on_record, stream_on_readable, sse_on_timer, sse_on_close, 1, 1};
 
 /* Reads the resume cursor: Last-Event-ID, else ?lastEventId=. NULL when absent. */
 static const char *stream_cursor_arg(request_rec *r)

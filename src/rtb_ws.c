@@ -709,7 +709,7 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
              strstr(json, "\"type\":\"user_joined\"") ||
              strstr(json, "\"type\":\"user_stopped_typing\"") ||
              strstr(json, "\"type\":\"cursor\"")) &&
-            strstr(json, apr_psprintf(cn->c->pool, "\"userId\":\"%s\"", cn->user)))
+            strstr(json, apr_psprintf(cn->scratch, "\"userId\":\"%s\"", cn->user)))
             return;
         ws_frame(cn, RTB_WS_OP_TEXT, json, len);
         return;
@@ -727,7 +727,7 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
 static void ws_on_readable(rtb_conn_t *cn)
 {
     ws_state_t *st = cn->tdata;
-    apr_bucket_brigade *bb = apr_brigade_create(cn->c->pool, cn->c->bucket_alloc);
+    apr_bucket_brigade *bb = cn->ibb;
     unsigned char *buf = malloc(WS_READ_CHUNK);
     rtb_cfg_t *cfg = rtb_cfg(cn->c->base_server);
     int rounds = 0;
@@ -805,7 +805,6 @@ static void ws_on_readable(rtb_conn_t *cn)
         }
     }
     free(buf);
-    apr_brigade_destroy(bb);
 }
 
 static void ws_on_timer(rtb_conn_t *cn, apr_time_t now)
