@@ -558,30 +558,11 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
         engine_queue_close(cn); /* closed before (or while) it reached the loop */
 }
 
-/*
- * Logs and frees the request of a stream that no longer needs it. Not in
- * the pass that adopted it: the worker that suspended it may still be
- * finishing its bookkeeping on the connection.
- */
-static void engine_release_request(rtb_conn_t *cn, apr_time_t now)
-{
-    conn_rec *c = cn->c;
-    if (!cn->vt->release_request || !cn->r || cn->closing || c->aborted ||
-        cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
-        return;
-    cn->out = c->output_filters;
-    ap_process_request_after_handler(cn->r);
-    cn->r = NULL;
-    /* give freed blocks back, so the idle stream keeps little */
-    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
-}
-
 static void engine_timers(apr_time_t now)
 {
     rtb_conn_t *cn, *next;
     for (cn = eng.all; cn; cn = next) {
         next = cn->next;
-        engine_release_request(cn, now);
         if (!cn->closing && cn->in_pollset && now >= cn->next_timer && cn->vt->on_timer)
             cn->vt->on_timer(cn, now);
     }

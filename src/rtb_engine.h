@@ -53,13 +53,6 @@ typedef struct {
     void (*on_close)(rtb_conn_t *cn, int why);
     /* Finish the HTTP request after the last words (SSE/long-poll: EOS). */
     int http_body;
-    /*
-     * The response's headers are out and its body needs no HTTP framing
-     * (SSE: Connection: close, no chunks): once adopted, the request is
-     * logged and its pool freed, and writes go straight to the connection.
-     * Keeps an idle stream small.
-     */
-    int release_request;
 } rtb_transport_t;
 
 /* Why a connection ends. */
