@@ -1,0 +1,608 @@
+"""WebSocket wire protocol (RFC 6455) against the server, with hand-built frames on
+raw sockets: every violation must be answered with the right close code and the end
+of the TCP connection; valid control frames must be answered correctly. Also the
+handshake's refusals (version, missing Upgrade, no credentials).
+
+This module also holds the raw client (RawWS) and the server fixture that
+test_ws.py and test_wss.py import.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import select
+import shutil
+import socket
+import struct
+import tempfile
+import time
+
+import pytest
+
+from harness import ROOT, Server, unique
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+MAX_MESSAGE = 64 * 1024  # RTBoardWSMaxMessage default
+CRASH = re.compile(r"^.*exit signal (Segmentation fault|Aborted|Bus error|Illegal instruction|"
+                   r"Floating point exception).*$", re.M)
+
+
+def basic(user, password=None):
+    raw = "%s:%s" % (user, user if password is None else password)
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+# ---------------------------------------------------------------------------
+# servers
+
+
+@pytest.fixture(scope="module")
+def ws_servers(built_module):
+    """ws_servers(**settings) -> a started Server running a private copy of the module.
+
+    The copy keeps the servers of this module alive while the shared build output
+    is rewritten. After the module every server is stopped and its error.log must
+    show no child that died of a signal such as a segmentation fault."""
+    moddir = tempfile.mkdtemp(prefix="wsmod-", dir=os.path.join(ROOT, "build"))
+    module = os.path.join(moddir, "mod_rtboard.so")
+    for _ in range(20):  # a copy taken while the build rewrites the file is retaken
+        before = os.stat(built_module)
+        shutil.copyfile(built_module, module)
+        after = os.stat(built_module)
+        if ((before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size) ==
+                (after.st_mtime_ns, os.path.getsize(module))):
+            break
+        time.sleep(0.5)
+    made = []
+
+    def make(prepare=None, **settings):
+        """prepare(server), when given, runs on the fresh state directory before the start."""
+        settings.setdefault("MODULE", module)
+        s = Server(**settings)
+        made.append(s)
+        if prepare:
+            prepare(s)
+        return s.start()
+
+    yield make
+    problems = []
+    for s in made:
+        try:
+            s.stop()
+        finally:
+            crashes = CRASH.findall(s.error_log())
+            if crashes or "Segmentation fault" in s.error_log():
+                lines = [l for l in s.error_log().splitlines() if "exit signal" in l]
+                problems.append("%s (kept): %s" % (s.var, "\n".join(lines[:10])))
+            else:
+                s.cleanup()
+    shutil.rmtree(moddir, ignore_errors=True)
+    assert not problems, "children crashed:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# the raw client
+
+
+class Frame:
+    def __init__(self, fin, rsv, opcode, payload):
+        self.fin, self.rsv, self.opcode, self.payload = fin, rsv, opcode, payload
+
+    @property
+    def close_code(self):
+        assert self.opcode == OP_CLOSE
+        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
+
+    def __repr__(self):
+        return "Frame(fin=%d, op=0x%x, %r)" % (self.fin, self.opcode, self.payload[:80])
+
+
+def build_frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length=None):
+    """A client frame; `length` announces a length other than the payload's."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if mask:
+        key = os.urandom(4)
+        head += key
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+def close_payload(code, reason=b""):
+    return struct.pack("!H", code) + reason
+
+
+class RawWS:
+    """A WebSocket client on a plain (or TLS) socket that does the upgrade by hand
+    and sends whatever frames it is told to. Server pings are answered (auto_pong)
+    and recorded in .pings; every server frame is checked to be unmasked with clear
+    RSV bits."""
+
+    def __init__(self, port, path, user="alice", headers=None, ssl_context=None, timeout=10,
+                 auto_pong=True, early=b""):
+        self.port = port
+        self.auto_pong = auto_pong
+        self.pings = []
+        self.buf = b""
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(sock, server_hostname="127.0.0.1")
+        self.sock = sock
+        self.local_port = sock.getsockname()[1]
+        key = base64.b64encode(os.urandom(16)).decode()
+        h = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket", "Connection": "Upgrade",
+             "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+        if user:
+            h["Authorization"] = basic(user)
+        for k, v in (headers or {}).items():
+            if v is None:
+                h.pop(k, None)
+            else:
+                h[k] = v
+        req = "GET %s HTTP/1.1\r\n%s\r\n" % (path, "".join("%s: %s\r\n" % kv for kv in h.items()))
+        sock.sendall(req.encode() + early)  # early: frames in the same write as the request
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            self._more(deadline)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            self.headers[k.strip().lower()] = v.strip()
+        self.body = b""
+        if self.status == 101:
+            accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+            assert self.headers.get("sec-websocket-accept") == accept, self.headers
+            assert self.headers.get("upgrade", "").lower() == "websocket", self.headers
+        else:
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                self._more(deadline)
+            self.body = self.buf[:n]
+
+    # -- bytes ---------------------------------------------------------------
+
+    def _more(self, deadline):
+        """Reads what is there; EOFError at the end of the stream."""
+        pending = getattr(self.sock, "pending", lambda: 0)()
+        if not pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("nothing from the server in time (buffered: %r)" % self.buf[:200])
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                raise TimeoutError("nothing from the server in time (buffered: %r)" % self.buf[:200])
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            raise EOFError("the server closed the connection")
+        self.buf += data
+
+    def _take(self, n, deadline):
+        while len(self.buf) < n:
+            self._more(deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    # -- frames ----------------------------------------------------------------
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.sock.sendall(build_frame(opcode, payload, **kw))
+
+    def send_json(self, obj):
+        self.send_frame(OP_TEXT, json.dumps(obj))
+
+    def frame(self, timeout=5.0):
+        """The next server frame, as sent (pings included)."""
+        deadline = time.monotonic() + timeout
+        b0, b1 = self._take(2, deadline)
+        assert not b1 & 0x80, "server frames must not be masked"
+        rsv = (b0 >> 4) & 7
+        assert rsv == 0, "server frame with RSV bits %d" % rsv
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._take(2, deadline))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._take(8, deadline))[0]
+        return Frame(b0 >> 7, rsv, b0 & 0x0F, self._take(n, deadline))
+
+    def next(self, timeout=5.0):
+        """The next frame that is not a ping (pings are answered when auto_pong)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.frame(max(0.0, deadline - time.monotonic()))
+            if f.opcode == OP_PING:
+                self.pings.append(f.payload)
+                if self.auto_pong:
+                    self.send_frame(OP_PONG, f.payload)
+                continue
+            return f
+
+    def recv_json(self, timeout=5.0):
+        f = self.next(timeout)
+        assert f.opcode == OP_TEXT, "expected a text message, got %r (close code %s)" % (
+            f, f.close_code if f.opcode == OP_CLOSE else None)
+        assert f.fin, "the server fragments its messages: %r" % f
+        return json.loads(f.payload.decode("utf-8"))
+
+    def recv_until(self, pred, timeout=5.0):
+        """Messages up to and including the first for which pred(msg) holds."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            m = self.recv_json(max(0.0, deadline - time.monotonic()))
+            out.append(m)
+            if pred(m):
+                return out
+
+    def expect_close(self, timeout=5.0):
+        """Reads up to the server's close frame (text messages before it are kept in
+        .before_close), checks that the server then ends the TCP connection, and
+        returns (code, reason)."""
+        deadline = time.monotonic() + timeout
+        self.before_close = []
+        while True:
+            try:
+                f = self.next(max(0.0, deadline - time.monotonic()))
+            except EOFError:
+                raise AssertionError("the connection ended without a close frame; before it: %r"
+                                     % self.before_close)
+            if f.opcode == OP_CLOSE:
+                break
+            self.before_close.append(f)
+        assert len(f.payload) != 1, f
+        code = f.close_code
+        reason = f.payload[2:].decode("utf-8")  # must be valid UTF-8 (RFC 6455 7.1.6)
+        self.expect_eof(max(0.5, deadline - time.monotonic()))
+        return code, reason
+
+    def expect_eof(self, timeout=5.0):
+        """The server ends the TCP connection, sending nothing more."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._more(deadline)
+            except EOFError:
+                break
+        assert not self.buf, "data after the close frame: %r" % self.buf[:100]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+        return False
+
+
+def open_ws(server, path="/ws", user="alice", **kw):
+    """A RawWS that must have been upgraded; returns it after the `connected` message."""
+    ws = RawWS(server.port, path, user=user, **kw)
+    assert ws.status == 101, (ws.status, ws.headers, ws.body)
+    hello = ws.recv_json()
+    assert hello == {"type": "connected", "user": {"userId": user, "name": user}}, hello
+    return ws
+
+
+def assert_alive(ws):
+    """The socket still works: an application ping is answered with a pong."""
+    ws.send_json({"type": "ping"})
+    assert ws.recv_json() == {"type": "pong"}
+
+
+# ---------------------------------------------------------------------------
+# tests
+
+
+@pytest.fixture(scope="module")
+def srv(ws_servers):
+    return ws_servers(CHILDREN=2)
+
+
+@pytest.fixture(scope="module")
+def pboard(srv):
+    c = srv.client("alice")
+    b = c.create_board(unique("wsp"))
+    return b["id"]
+
+
+def closed_with(srv, frames, code, path="/ws"):
+    """Opens a socket, sends the frames (bytes), expects a close with `code`."""
+    with open_ws(srv, path) as ws:
+        for f in frames:
+            ws.send_raw(f)
+        got, reason = ws.expect_close()
+        assert got == code, "expected close %d, got %s (%r); before: %r" % (
+            code, got, reason, ws.before_close)
+        return reason
+
+
+def test_valid_frame_gets_an_answer_first(srv):
+    """The baseline that the violations below differ from: a well-formed masked
+    text frame is answered."""
+    with open_ws(srv) as ws:
+        assert_alive(ws)
+
+
+def test_unmasked_client_frame_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_TEXT, '{"type":"ping"}', mask=False)], 1002)
+
+
+@pytest.mark.parametrize("rsv", [4, 2, 1], ids=["rsv1", "rsv2", "rsv3"])
+def test_reserved_bits_are_a_protocol_error(srv, rsv):
+    closed_with(srv, [build_frame(OP_TEXT, '{"type":"ping"}', rsv=rsv)], 1002)
+
+
+@pytest.mark.parametrize("opcode", [0x3, 0x7, 0xB, 0xF])
+def test_reserved_opcodes_are_a_protocol_error(srv, opcode):
+    closed_with(srv, [build_frame(opcode, b"x")], 1002)
+
+
+def test_ping_of_126_bytes_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_PING, b"p" * 126)], 1002)
+
+
+def test_fragmented_ping_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_PING, b"abc", fin=False)], 1002)
+
+
+def test_continuation_without_a_start_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_CONT, '{"type":"ping"}')], 1002)
+
+
+def test_new_text_frame_inside_a_fragmented_message_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_TEXT, '{"type":', fin=False),
+                      build_frame(OP_TEXT, '{"type":"ping"}')], 1002)
+
+
+def test_64_bit_length_with_the_top_bit_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_TEXT, b"", length=1 << 63)], 1002)
+
+
+@pytest.mark.parametrize("bad", [b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff",
+                                 b"\xe2\x82"],
+                         ids=["overlong", "surrogate", "above-10ffff", "ff", "truncated"])
+def test_invalid_utf8_text_is_closed_with_1007(srv, bad):
+    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping","x":"' + bad + b'"}')], 1007)
+
+
+def test_invalid_utf8_split_across_fragments_is_closed_with_1007(srv):
+    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping","x":"\xed', fin=False),
+                      build_frame(OP_CONT, b'\xa0\x80"}')], 1007)
+
+
+def test_utf8_sequence_cut_at_the_end_of_a_fragmented_message_is_closed_with_1007(srv):
+    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping"} ', fin=False),
+                      build_frame(OP_CONT, b"\xf0\x9f\x98")], 1007)
+
+
+def test_valid_utf8_split_across_fragments_and_a_ping_between_them(srv):
+    """é split in the middle of its two bytes, and a ping between the fragments:
+    the pong comes first, then the whole message is answered."""
+    text = '{"type":"ping","x":"caf\u00e9 \U0001F600"}'.encode()
+    cut = text.index(b"\xc3") + 1
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_TEXT, text[:cut], fin=False)
+        ws.send_frame(OP_PING, b"between")
+        pong = ws.next()
+        assert (pong.opcode, pong.payload) == (OP_PONG, b"between"), pong
+        ws.send_frame(OP_CONT, text[cut:cut + 3], fin=False)
+        ws.send_frame(OP_CONT, text[cut + 3:])
+        assert ws.recv_json() == {"type": "pong"}
+
+
+def test_message_of_exactly_64_kib_is_accepted(srv):
+    head = b'{"type":"ping","pad":"'
+    msg = head + b"x" * (MAX_MESSAGE - len(head) - 2) + b'"}'
+    assert len(msg) == MAX_MESSAGE
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_TEXT, msg)
+        assert ws.recv_json() == {"type": "pong"}
+
+
+def test_message_over_64_kib_is_closed_with_1009(srv):
+    head = b'{"type":"ping","pad":"'
+    msg = head + b"x" * (MAX_MESSAGE - len(head) - 1) + b'"}'
+    assert len(msg) == MAX_MESSAGE + 1
+    with open_ws(srv) as ws:
+        try:
+            ws.send_frame(OP_TEXT, msg)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may refuse on the header alone
+        code, _ = ws.expect_close()
+        assert code == 1009, ws.before_close
+
+
+def test_fragmented_message_over_64_kib_is_closed_with_1009(srv):
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_TEXT, b'{"type":"ping","pad":"' + b"x" * 30000, fin=False)
+        ws.send_frame(OP_CONT, b"x" * 30000, fin=False)
+        try:
+            ws.send_frame(OP_CONT, b"x" * 10000 + b'"}')
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        code, _ = ws.expect_close()
+        assert code == 1009, ws.before_close
+
+
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2999, 5000])
+def test_close_with_a_code_not_allowed_on_the_wire_is_a_protocol_error(srv, code):
+    closed_with(srv, [build_frame(OP_CLOSE, close_payload(code))], 1002)
+
+
+def test_close_with_a_one_byte_payload_is_a_protocol_error(srv):
+    closed_with(srv, [build_frame(OP_CLOSE, b"\x03")], 1002)
+
+
+def test_close_with_an_invalid_utf8_reason_is_closed_with_1007(srv):
+    closed_with(srv, [build_frame(OP_CLOSE, close_payload(1000, b"bye \xc0\x80"))], 1007)
+
+
+def test_binary_frame_is_closed_with_1003(srv):
+    closed_with(srv, [build_frame(OP_BINARY, b"\x00\x01\x02")], 1003)
+
+
+@pytest.mark.parametrize("payload", [b"", b"hello \x00\xff", bytes(range(125))],
+                         ids=["empty", "bytes", "125-bytes"])
+def test_ping_is_answered_with_a_pong_with_the_same_payload(srv, payload):
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_PING, payload)
+        f = ws.next()
+        assert f.opcode == OP_PONG and f.fin, f
+        assert f.payload == payload
+        assert_alive(ws)
+
+
+def test_unsolicited_pong_is_ignored(srv):
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_PONG, b"nobody asked")
+        assert_alive(ws)
+
+
+@pytest.mark.parametrize("code,reason", [(1000, b""), (1000, b"done"), (1001, b""),
+                                         (4999, "fin \u00e9".encode())])
+def test_valid_close_is_echoed_and_the_connection_ends(srv, code, reason):
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_CLOSE, close_payload(code, reason))
+        got, _ = ws.expect_close()
+        assert got == code
+        assert ws.before_close == []
+
+
+def test_empty_close_is_answered_with_a_close(srv):
+    with open_ws(srv) as ws:
+        ws.send_frame(OP_CLOSE, b"")
+        got, _ = ws.expect_close()
+        assert got in (None, 1000), got
+
+
+def test_message_flood_is_closed_with_1008(srv, pboard):
+    """300 typing/cursor messages a second on a joined board: the server allows a
+    burst, then closes with 1008 (policy: rate)."""
+    with open_ws(srv, "/boards/%s/ws" % pboard) as ws:
+        ws.recv_until(lambda m: m["type"] == "presence")
+        rate, t0, sent, code = 300.0, time.monotonic(), 0, None
+        try:
+            while time.monotonic() - t0 < 6:
+                if sent % 2:
+                    ws.send_json({"type": "cursor", "boardId": pboard, "x": sent, "y": 1})
+                else:
+                    ws.send_json({"type": "typing", "boardId": pboard, "taskId": 1 + sent % 7})
+                sent += 1
+                if select.select([ws.sock], [], [], 0)[0]:
+                    break  # the server said something: its close, we expect
+                delay = t0 + sent / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        code, reason = ws.expect_close()
+        assert code == 1008, (code, reason, ws.before_close)
+        # messages are answered by nothing (typing and cursors are not echoed), so
+        # anything before the close would be an error message
+        assert ws.before_close == [], ws.before_close
+        assert sent >= 200, "closed after only %d messages: no burst allowance" % sent
+
+
+def test_normal_rate_is_not_limited(srv):
+    """Well under the limit (about 25 messages a second for 3 s, after a burst of
+    100) the socket stays open and answers."""
+    pboard = srv.client("alice").create_board(unique("wsr"))["id"]  # nobody else on it
+    with open_ws(srv, "/boards/%s/ws" % pboard) as ws:
+        ws.recv_until(lambda m: m["type"] == "presence")
+        for i in range(100):
+            ws.send_json({"type": "cursor", "boardId": pboard, "x": i, "y": i})
+        t0 = time.monotonic()
+        for i in range(75):
+            ws.send_json({"type": "cursor", "boardId": pboard, "x": i, "y": 0})
+            time.sleep(max(0.0, t0 + (i + 1) / 25.0 - time.monotonic()))
+        assert_alive(ws)
+
+
+# ---------------------------------------------------------------------------
+# the handshake
+
+
+def test_handshake_with_version_8_is_426_with_the_supported_version(srv):
+    ws = RawWS(srv.port, "/ws", headers={"Sec-WebSocket-Version": "8"})
+    with ws:
+        assert ws.status == 426, (ws.status, ws.body)
+        assert ws.headers.get("sec-websocket-version") == "13", ws.headers
+        assert json.loads(ws.body)["error"]["status"] == 426
+
+
+def test_handshake_without_upgrade_header_is_426(srv):
+    ws = RawWS(srv.port, "/ws", headers={"Upgrade": None, "Connection": "keep-alive"})
+    with ws:
+        assert ws.status == 426, (ws.status, ws.body)
+        assert ws.headers.get("upgrade", "").lower() == "websocket", ws.headers
+        assert json.loads(ws.body)["error"]["status"] == 426
+
+
+def test_handshake_with_a_bad_key_is_400(srv):
+    ws = RawWS(srv.port, "/ws", headers={"Sec-WebSocket-Key": "c2hvcnQ="})
+    with ws:
+        assert ws.status == 400, (ws.status, ws.body)
+
+
+@pytest.mark.parametrize("path", ["/ws", "/boards/%s/ws"])
+def test_handshake_without_credentials_is_401_before_the_upgrade(srv, pboard, path):
+    p = path % pboard if "%s" in path else path
+    with RawWS(srv.port, p, user=None) as ws:
+        assert ws.status == 401, (ws.status, ws.body)
+        assert ws.headers.get("www-authenticate", "").startswith("Basic"), ws.headers
+    with RawWS(srv.port, p, user="alice", headers={"Authorization": basic("alice", "wrong")}) as ws:
+        assert ws.status == 401, (ws.status, ws.body)
+
+
+def test_handshake_tokens_are_case_insensitive_lists(srv):
+    """As Firefox sends them: `Connection: keep-alive, Upgrade`, `Upgrade: WebSocket`."""
+    with RawWS(srv.port, "/ws", headers={"Connection": "keep-alive, Upgrade",
+                                         "Upgrade": "WebSocket"}) as ws:
+        assert ws.status == 101, (ws.status, ws.body)
+        assert ws.recv_json()["type"] == "connected"
+        assert_alive(ws)
+
+
+def test_handshake_over_http_1_0_or_post_is_refused(srv):
+    for method, version, status in (("GET", "1.0", 426), ("POST", "1.1", 405)):
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            sock.sendall(("%s /ws HTTP/%s\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                          "Sec-WebSocket-Version: 13\r\nAuthorization: %s\r\n"
+                          "Content-Length: 0\r\n\r\n"
+                          % (method, version, srv.port, base64.b64encode(os.urandom(16)).decode(),
+                             basic("alice"))).encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert int(head.split()[1]) == status, (method, version, head[:200])
+        finally:
+            sock.close()
