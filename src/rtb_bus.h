@@ -34,7 +34,8 @@ typedef struct {
     rtb_slot_board_t boards[RTB_SLOT_BOARDS];
 } rtb_child_slot_t;
 
-#define RTB_PRESENCE_MAX 16384
+#define RTB_PRESENCE_MAX 8192
+#define RTB_USER_MAX 255 /* longest user id (bytes) a WebSocket may have */
 #define RTB_TICKETS_MAX 1024
 
 /* One open WebSocket of a user on a board; a lease of the child `pid`. */
@@ -43,14 +44,15 @@ typedef struct {
     apr_uint32_t connid;
     apr_uint32_t bhash;
     char board[65];
-    char user[65];
-    char name[65];
+    char user[RTB_USER_MAX + 1];
+    char name[RTB_USER_MAX + 1];
+    apr_int64_t typing_task; /* the task this socket is typing on, 0 = none */
 } rtb_presence_t;
 
 /* A single-use WebSocket ticket. */
 typedef struct {
     char token[33]; /* "" = free */
-    char user[65];
+    char user[RTB_USER_MAX + 1];
     char board[65];
     apr_time_t expires;
 } rtb_ticket_t;

@@ -238,7 +238,8 @@ static void engine_mark_dirty(rtb_conn_t *cn)
 void rtb_conn_write(rtb_conn_t *cn, const char *buf, apr_size_t len)
 {
     rtb_cfg_t *cfg;
-    if (cn->closing && cn->close_why == RTB_CLOSE_PEER)
+    /* once closing, only the transport's last words (on_close) go out */
+    if (cn->closing && (!cn->final || cn->close_why == RTB_CLOSE_PEER))
         return;
     cfg = rtb_cfg(cn->c->base_server);
     if (cn->olen + len > cfg->out_cap && !cn->closing) {
@@ -457,6 +458,7 @@ static void engine_finish(rtb_conn_t *cn)
     for (sub = cn->subs; sub; sub = sub->cnext)
         engine_unlink_sub(sub);
     if (cn->close_why != RTB_CLOSE_PEER && !c->aborted) {
+        cn->final = 1;
         cn->vt->on_close(cn, cn->close_why);
         rtb_conn_flush(cn);
     }
@@ -630,9 +632,11 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
             }
         }
 
-        /* records published by any child since the last pass */
-        recs = engine_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
+        /* records published by any child since the last pass; a connection
+         * adopted below catches up only to where this batch starts, since the
+         * batch itself is dispatched to every subscriber, it included */
         ring_next = eng.cursor;
+        recs = engine_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
         if (lapped) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, eng.s,
                          "RTB0043: this child fell behind the ring; its streams resume by id");
@@ -865,6 +869,7 @@ static int engine_run_blocking(rtb_conn_t *cn)
     if (!cn->closing)
         cn->close_why = cn->c->aborted ? RTB_CLOSE_PEER : RTB_CLOSE_STOPPING;
     if (cn->close_why != RTB_CLOSE_PEER && !cn->c->aborted) {
+        cn->final = 1;
         cn->vt->on_close(cn, cn->close_why);
         rtb_conn_flush(cn);
     }

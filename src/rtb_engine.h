@@ -84,6 +84,7 @@ struct rtb_conn_t {
     int closing, blocking, dirty, want_out, in_pollset, counted;
     int jobs; /* deferred jobs in flight: finish waits for them */
     int on_closing; /* on the loop's closing list */
+    int final;      /* writing its last words: writes allowed while closing */
     apr_uint32_t id; /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;

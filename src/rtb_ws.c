@@ -63,13 +63,23 @@ typedef struct {
 
 static void ws_frame(rtb_conn_t *cn, int opcode, const void *data, apr_size_t len)
 {
-    unsigned char hdr[RTB_WS_MAX_HEADER];
-    apr_size_t hl = rtb_ws_frame_header(hdr, opcode, 1, len);
+    char small[1024];
+    char *buf = small;
+    apr_size_t hl = rtb_ws_frame_header((unsigned char *)small, opcode, 1, len);
     if (!hl)
         return;
-    rtb_conn_write(cn, (const char *)hdr, hl);
+    /* one write per frame: a frame is queued whole or not at all */
+    if (hl + len > sizeof(small)) {
+        buf = malloc(hl + len);
+        if (!buf)
+            return;
+        memcpy(buf, small, hl);
+    }
     if (len)
-        rtb_conn_write(cn, data, len);
+        memcpy(buf + hl, data, len);
+    rtb_conn_write(cn, buf, hl + len);
+    if (buf != small)
+        free(buf);
 }
 
 static void ws_text(rtb_conn_t *cn, const char *s)
@@ -193,6 +203,22 @@ static void ws_presence_leave(rtb_conn_t *cn, const char *board)
         ws_publish_presence(cn->c->base_server, "user_left", board, cn->user, cn->name);
 }
 
+/* Records on this socket's lease what it is typing on, for the reaper. */
+static void ws_presence_set_typing(rtb_conn_t *cn, const char *board, apr_int64_t task)
+{
+    rtb_presence_t *t = rtb_bus_presence();
+    apr_uint32_t bh = ws_hash(board), me = (apr_uint32_t)getpid();
+    int i;
+    if (!t || rtb_ring_lock() != APR_SUCCESS)
+        return;
+    for (i = 0; i < RTB_PRESENCE_MAX; i++) {
+        if (t[i].pid == me && t[i].connid == cn->id && t[i].bhash == bh &&
+            !strcmp(t[i].board, board))
+            t[i].typing_task = task;
+    }
+    rtb_ring_unlock();
+}
+
 /* The users on a board, each once. */
 static json_t *ws_presence_list(const char *board)
 {
@@ -225,7 +251,9 @@ static void ws_presence_reap(server_rec *s)
 {
     rtb_presence_t *t = rtb_bus_presence();
     struct {
-        char board[65], user[65], name[65];
+        char board[65], user[RTB_USER_MAX + 1], name[RTB_USER_MAX + 1];
+        apr_int64_t typing_task;
+        int left;
     } gone[32];
     int i, n = 0, k;
     if (!t || rtb_ring_lock() != APR_SUCCESS)
@@ -233,18 +261,37 @@ static void ws_presence_reap(server_rec *s)
     for (i = 0; i < RTB_PRESENCE_MAX && n < 32; i++) {
         if (t[i].pid && !ws_pid_alive(t[i].pid)) {
             apr_uint32_t bh = t[i].bhash;
+            int left;
             t[i].pid = 0;
-            if (ws_presence_count(t, bh, t[i].board, t[i].user) == 0) {
+            left = ws_presence_count(t, bh, t[i].board, t[i].user) == 0;
+            if (left || t[i].typing_task) {
                 memcpy(gone[n].board, t[i].board, sizeof(gone[n].board));
                 memcpy(gone[n].user, t[i].user, sizeof(gone[n].user));
                 memcpy(gone[n].name, t[i].name, sizeof(gone[n].name));
+                gone[n].typing_task = t[i].typing_task;
+                gone[n].left = left;
                 n++;
             }
         }
     }
     rtb_ring_unlock();
-    for (k = 0; k < n; k++)
-        ws_publish_presence(s, "user_left", gone[k].board, gone[k].user, gone[k].name);
+    for (k = 0; k < n; k++) {
+        if (gone[k].typing_task) {
+            /* the dead socket's typing indicator ends with it */
+            json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing",
+                                  "boardId", gone[k].board, "taskId",
+                                  (json_int_t)gone[k].typing_task, "userId", gone[k].user,
+                                  "name", gone[k].name);
+            char *js = json_dumps(j, JSON_COMPACT);
+            json_decref(j);
+            if (js) {
+                rtb_engine_publish_ephemeral(s, gone[k].board, js);
+                free(js);
+            }
+        }
+        if (gone[k].left)
+            ws_publish_presence(s, "user_left", gone[k].board, gone[k].user, gone[k].name);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -561,6 +608,7 @@ static int ws_rate_ok(ws_state_t *st)
 static void ws_publish_typing(rtb_conn_t *cn, const char *type, const char *board,
                               long long task)
 {
+    ws_presence_set_typing(cn, board, strcmp(type, "user_typing") ? 0 : (apr_int64_t)task);
     json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", type, "boardId", board, "taskId",
                           (json_int_t)task, "userId", cn->user, "name", cn->name);
     char *s = json_dumps(j, JSON_COMPACT);
@@ -704,9 +752,11 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
 {
     (void)id;
     if (kind == RTB_KIND_EPHEMERAL) {
-        /* typing, cursors and one's own arrival are not echoed to the sender */
+        /* typing, cursors and one's own comings and goings are not echoed to the
+         * user's sockets: while this socket lives, its user is present */
         if ((strstr(json, "\"type\":\"user_typing\"") ||
              strstr(json, "\"type\":\"user_joined\"") ||
+             strstr(json, "\"type\":\"user_left\"") ||
              strstr(json, "\"type\":\"user_stopped_typing\"") ||
              strstr(json, "\"type\":\"cursor\"")) &&
             strstr(json, apr_psprintf(cn->scratch, "\"userId\":\"%s\"", cn->user)))
@@ -1035,6 +1085,14 @@ static int ws_upgrade(request_rec *r, const rtb_route_t *rt)
         rtb_conn_flush(cn);
         return OK;
     }
+    if (strlen(r->user) > RTB_USER_MAX) {
+        /* presence and tickets hold ids of up to RTB_USER_MAX bytes, never cut */
+        st->close_code = 1008;
+        st->close_reason = "user id too long";
+        ws_on_close(cn, RTB_CLOSE_PROTOCOL);
+        rtb_conn_flush(cn);
+        return OK;
+    }
     ws_json(cn, json_pack("{s:s,s:{s:s,s:s}}", "type", "connected", "user", "userId", cn->user,
                           "name", cn->name));
     if (first) {
@@ -1068,6 +1126,9 @@ static int ws_ticket(request_rec *r, const rtb_route_t *rt)
         return HTTP_INTERNAL_SERVER_ERROR;
     if (!rows->nelts)
         return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
+    if (r->user && strlen(r->user) > RTB_USER_MAX)
+        return rtb_send_error(r, HTTP_UNPROCESSABLE_ENTITY, "user_id_too_long",
+                              "WebSockets take user ids of up to 255 bytes", NULL);
     tok = ws_ticket_issue(r, rt->board);
     if (!tok)
         return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "tickets_exhausted",

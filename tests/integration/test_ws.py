@@ -433,10 +433,6 @@ def test_kill_9_of_the_child_holding_bob_sends_user_left_to_alice(srv, board):
     wait_until(lambda: len(_children(srv)) == 2, 10, "the master to replace the killed child")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: typing state lives only in the connection of the child that received it; "
-    "when that child is killed, no child ever publishes user_stopped_typing, so others see "
-    "the user typing forever (contract: typing expires after 5 s without a refresh)"))
 def test_typing_of_a_user_whose_child_was_killed_still_expires(srv, board):
     bid, _ = board
 
@@ -508,10 +504,6 @@ def test_two_tabs_count_once_in_presence(srv, rest, board):
     run(scenario())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: presence leases store user ids in char[65] (rtb_presence_t), so a user id "
-    "over 64 bytes is listed truncated in `presence`, never matches its own leases, and gets "
-    "a user_joined per tab and a user_left when the first tab closes"))
 def test_long_user_id_counts_once_across_tabs(srv, rest, board):
     bid, lists = board
     path = "/boards/%s/ws" % bid
@@ -540,10 +532,6 @@ def test_long_user_id_counts_once_across_tabs(srv, rest, board):
     run(scenario())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: tickets store the user in char[65] (rtb_ticket_t), so a ticket issued to a "
-    "user id over 64 bytes authenticates its socket as the first 64 bytes of that id, "
-    "another identity"))
 def test_ticket_keeps_a_long_user_id(srv, board):
     bid, _ = board
     r = requests.post(srv.url("/boards/%s/ws-ticket" % bid), auth=(LONG_USER, LONG_USER),
@@ -959,10 +947,6 @@ def plain_srv(ws_servers):
     return ws_servers(CHILDREN=2, WSPING=30)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: when a replay crosses RTBoardOutputCap (1 MiB), rtb_conn_write drops the "
-    "write that crosses it but ws_frame wrote the frame header separately, and later writes "
-    "are still queued: the client gets a text frame header whose payload is the next frame"))
 def test_resume_of_more_than_the_output_cap_stays_well_framed(plain_srv):
     """A client that missed over 1 MiB of events: the server may cut it (close 1013,
     resume by id), but every frame must be whole and, over resumes, every event must
@@ -1005,11 +989,6 @@ def test_resume_of_more_than_the_output_cap_stays_well_framed(plain_srv):
     assert set(closes) <= {1013}, closes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a socket opened on /boards/:b/ws is adopted by the child's loop in the same "
-    "pass that dispatches the records it read before the adoption, after engine_catch_up "
-    "already delivered [start, ring_next) to it: ephemeral messages (no id to deduplicate "
-    "by) arrive twice, and ones published before its presence snapshot arrive after it"))
 def test_board_url_socket_gets_each_ephemeral_message_once(plain_srv):
     """While others move their cursors, sockets opened on /boards/:b/ws (with a replay)
     must get each cursor message at most once and no stale presence news about
