@@ -1384,10 +1384,30 @@ static int rest_alias(rest_ctx_t *x)
 /* ------------------------------------------------------------------ */
 /* dispatch                                                             */
 
+/* Every change: its route, method, body rules (NULL: no body) and writer. */
+static const struct {
+    rtb_route_id_t route;
+    int method;
+    const rtb_field_spec_t *spec;
+    rest_write_fn fn;
+} rest_writes[] = {
+    {RTB_R_BOARDS, RTB_M_POST, spec_board_create, rest_board_create},
+    {RTB_R_BOARD, RTB_M_PATCH, spec_board_patch, rest_board_patch},
+    {RTB_R_BOARD, RTB_M_DELETE, NULL, rest_board_delete},
+    {RTB_R_LISTS, RTB_M_POST, spec_list_create, rest_list_create},
+    {RTB_R_LIST, RTB_M_PATCH, spec_list_patch, rest_list_patch},
+    {RTB_R_LIST, RTB_M_DELETE, NULL, rest_list_delete},
+    {RTB_R_TASKS, RTB_M_POST, spec_task_create, rest_task_create},
+    {RTB_R_TASK, RTB_M_PATCH, spec_task_patch, rest_task_patch},
+    {RTB_R_TASK, RTB_M_DELETE, NULL, rest_task_delete},
+    {RTB_R_TASK_MOVE, RTB_M_PATCH, spec_task_move, rest_task_move},
+};
+
 int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
 {
     rest_ctx_t x;
     int m = rtb_method_bit(r->method), rc;
+    size_t i;
 
     memset(&x, 0, sizeof(x));
     x.r = r;
@@ -1395,55 +1415,24 @@ int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
     x.rt = *rt;
     x.user = r->user ? r->user : "anonymous";
 
-#define BODY(spec)                                                                             \
-    do {                                                                                       \
-        if ((rc = rest_body(&x, spec)) != OK)                                                  \
-            return rc == DONE ? OK : rc;                                                       \
-    } while (0)
-
+    for (i = 0; i < sizeof(rest_writes) / sizeof(rest_writes[0]); i++) {
+        if (rest_writes[i].route != rt->id || rest_writes[i].method != m)
+            continue;
+        if (rest_writes[i].spec && (rc = rest_body(&x, rest_writes[i].spec)) != OK)
+            return rc == DONE ? OK : rc;
+        if (rt->id == RTB_R_BOARDS && (rest_board_body_extra(&x) != OK || r->status != HTTP_OK))
+            return OK;
+        return rest_run_write(&x, rest_writes[i].fn);
+    }
     switch (rt->id) {
     case RTB_R_BOARDS:
-        if (m == RTB_M_POST) {
-            BODY(spec_board_create);
-            if (rest_board_body_extra(&x) != OK || r->status != HTTP_OK)
-                return OK;
-            return rest_run_write(&x, rest_board_create);
-        }
         return rest_boards_list(&x);
     case RTB_R_BOARD:
-        if (m == RTB_M_PATCH) {
-            BODY(spec_board_patch);
-            return rest_run_write(&x, rest_board_patch);
-        }
-        if (m == RTB_M_DELETE)
-            return rest_run_write(&x, rest_board_delete);
         return rest_board_get(&x);
-    case RTB_R_LISTS:
-        BODY(spec_list_create);
-        return rest_run_write(&x, rest_list_create);
-    case RTB_R_LIST:
-        if (m == RTB_M_PATCH) {
-            BODY(spec_list_patch);
-            return rest_run_write(&x, rest_list_patch);
-        }
-        return rest_run_write(&x, rest_list_delete);
     case RTB_R_TASKS:
-        if (m == RTB_M_POST) {
-            BODY(spec_task_create);
-            return rest_run_write(&x, rest_task_create);
-        }
         return rest_tasks_list(&x);
     case RTB_R_TASK:
-        if (m == RTB_M_PATCH) {
-            BODY(spec_task_patch);
-            return rest_run_write(&x, rest_task_patch);
-        }
-        if (m == RTB_M_DELETE)
-            return rest_run_write(&x, rest_task_delete);
         return rest_task_get(&x);
-    case RTB_R_TASK_MOVE:
-        BODY(spec_task_move);
-        return rest_run_write(&x, rest_task_move);
     case RTB_R_UPDATES:
         return rest_updates(&x);
     case RTB_R_ALIAS_TASKS:
@@ -1453,5 +1442,4 @@ int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
     default:
         return DECLINED;
     }
-#undef BODY
 }
