@@ -3,7 +3,7 @@
 #   scripts/deps.sh run|test
 set -eu
 run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 curl make gcc"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-websockets python3-requests nodejs npm chromium wrk openssl valgrind"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3-pytest python3-websockets python3-requests chromium wrk openssl valgrind"
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;
 test) pkgs="$run_pkgs $test_pkgs" ;;
@@ -13,6 +13,11 @@ missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js may come from elsewhere than Debian (with its own npm): ask for the
+# commands, not the packages
+if [ "${1:-run}" = test ] && ! { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }; then
+    missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 sudo=""
