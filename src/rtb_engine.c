@@ -46,6 +46,7 @@ typedef struct engine_board_t {
 /* A record copied out of the ring, so the lock is not held while writing. */
 typedef struct {
     const char *board;
+    apr_uint64_t gseq;
     apr_uint64_t id;
     int kind;
     const char *json;
@@ -359,6 +360,8 @@ static void engine_deliver(rtb_sub_t *sub, const engine_rec_t *rec)
     rtb_conn_t *cn = sub->cn;
     if (cn->closing || !sub->active)
         return;
+    if (rec->kind == RTB_KIND_EPHEMERAL && rec->gseq < sub->ephemeral_from)
+        return; /* already reflected in the presence list the client was sent */
     if (rec->kind != RTB_KIND_EPHEMERAL) {
         if (rec->id <= sub->last_id)
             return; /* already sent (replayed by the handler) */
@@ -409,6 +412,7 @@ static apr_array_header_t *engine_read_ring(apr_pool_t *p, apr_uint64_t *cursor,
             e->board = apr_pstrmemdup(p, rr.board, rr.board_len);
             e->id = rr.event_id;
             e->kind = (int)rr.kind;
+            e->gseq = rr.gseq;
             e->json = apr_pstrmemdup(p, rr.payload, rr.len);
             e->len = rr.len;
             n++;
@@ -435,10 +439,6 @@ static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto)
     }
     for (i = 0; i < recs->nelts; i++) {
         engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
-        /* presence, typing and cursors from before the join are not replayed:
-         * the presence list sent on join already says who is here */
-        if (e->kind == RTB_KIND_EPHEMERAL)
-            continue;
         for (sub = cn->subs; sub; sub = sub->cnext) {
             if (!strcmp(sub->board, e->board))
                 engine_deliver(sub, e);

@@ -33,6 +33,7 @@ struct rtb_sub_t {
     rtb_conn_t *cn;
     char board[RTB_BOARD_ID_MAX + 1];
     apr_uint64_t last_id;
+    apr_uint64_t ephemeral_from; /* ephemeral records older than this gseq are skipped */
     int active;
     rtb_sub_t *bnext, *bprev; /* the board's subscribers (loop thread) */
     rtb_sub_t *cnext;         /* the connection's subscriptions */

@@ -538,12 +538,14 @@ static void ws_join_finish(rtb_conn_t *cn, ws_join_t *j)
                              j->reset ? j->last
                                       : (apr_uint64_t)j->since + (apr_uint64_t)j->events->nelts);
     st->njoined++;
-    /* what went by while the store was read */
-    rtb_conn_catch_up(cn, j->start);
     ws_presence_join(cn, j->board);
+    /* presence news published before the list is read is in the list; only
+     * what comes after it is passed on */
+    sub->ephemeral_from = rtb_engine_ring_position();
     ws_json(cn, json_pack("{s:s,s:s,s:o}", "type", "presence", "boardId", j->board, "users",
                           ws_presence_list(j->board)));
-    (void)sub;
+    /* what went by while the store was read */
+    rtb_conn_catch_up(cn, j->start);
 }
 
 static void ws_join_done(void *data)
