@@ -1066,23 +1066,23 @@ static int engine_status_hook(request_rec *r, int flags)
     json_t *c = json_object_get(d, "connections");
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "RTBoardSSE: %d\nRTBoardLongPoll: %d\nRTBoardWebSocket: %d\n"
-                      "RTBoardBlocking: %d\nRTBoardPublished: %" JSON_INTEGER_FORMAT "\n",
+                      "RTBoardBlocking: %d\nRTBoardPublished: %" APR_INT64_T_FMT "\n",
                    (int)json_integer_value(json_object_get(c, "sse")),
                    (int)json_integer_value(json_object_get(c, "longpoll")),
                    (int)json_integer_value(json_object_get(c, "ws")),
                    (int)json_integer_value(json_object_get(c, "blocking")),
-                   json_integer_value(json_object_get(d, "published")));
+                   (apr_int64_t)json_integer_value(json_object_get(d, "published")));
     }
     else {
         ap_rprintf(r, "<hr />\n<h2>mod_rtboard</h2>\n<dl><dt>streams: %d SSE, %d long polls, "
-                      "%d WebSockets, %d blocking</dt><dt>events published: %"
-                      JSON_INTEGER_FORMAT ", delivered: %" JSON_INTEGER_FORMAT "</dt></dl>\n",
+                      "%d WebSockets, %d blocking</dt><dt>events published: %" APR_INT64_T_FMT
+                      ", delivered: %" APR_INT64_T_FMT "</dt></dl>\n",
                    (int)json_integer_value(json_object_get(c, "sse")),
                    (int)json_integer_value(json_object_get(c, "longpoll")),
                    (int)json_integer_value(json_object_get(c, "ws")),
                    (int)json_integer_value(json_object_get(c, "blocking")),
-                   json_integer_value(json_object_get(d, "published")),
-                   json_integer_value(json_object_get(d, "delivered")));
+                   (apr_int64_t)json_integer_value(json_object_get(d, "published")),
+                   (apr_int64_t)json_integer_value(json_object_get(d, "delivered")));
     }
     json_decref(j);
     return OK;
