@@ -510,6 +510,17 @@ static void engine_destroy(rtb_conn_t *cn)
 /* ------------------------------------------------------------------ */
 /* the loop                                                             */
 
+/* Puts a connection on the loop's list of all connections. */
+static void engine_link(rtb_conn_t *cn)
+{
+    cn->prev = NULL;
+    cn->next = eng.all;
+    if (eng.all)
+        eng.all->prev = cn;
+    eng.all = cn;
+    eng.nconns++;
+}
+
 static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
 {
     rtb_sub_t *sub;
@@ -529,26 +540,17 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
         cn->closing = 1;
         cn->close_why = RTB_CLOSE_PEER;
         engine_finish(cn);
-        /* not yet linked: destroy in a later pass via the closing list */
+        /* destroyed in a later pass, through the closing list */
         cn->in_pollset = 0;
         cn->close_at = now + ENGINE_DESTROY_GRACE;
-        cn->next = eng.all;
-        if (eng.all)
-            eng.all->prev = cn;
-        eng.all = cn;
-        eng.nconns++;
+        engine_link(cn);
         cn->on_closing = 1;
         cn->qnext = eng.closing;
         eng.closing = cn;
         return;
     }
     cn->in_pollset = 1;
-    cn->next = eng.all;
-    cn->prev = NULL;
-    if (eng.all)
-        eng.all->prev = cn;
-    eng.all = cn;
-    eng.nconns++;
+    engine_link(cn);
     for (sub = cn->subs; sub; sub = sub->cnext) {
         sub->active = 0;
         engine_link_sub(sub);
@@ -810,8 +812,6 @@ static int engine_run_blocking(rtb_conn_t *cn)
     apr_uint64_t cursor = cn->start_gseq;
     apr_pool_t *p;
     apr_pollfd_t pfd;
-    rtb_cfg_t *cfg = rtb_cfg(cn->r->server);
-    (void)cfg;
     cn->blocking = 1;
     cn->counted = 1;
     engine_count(cn, 1);

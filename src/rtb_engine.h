@@ -37,7 +37,6 @@ struct rtb_sub_t {
     int active;
     rtb_sub_t *bnext, *bprev; /* the board's subscribers (loop thread) */
     rtb_sub_t *cnext;         /* the connection's subscriptions */
-    void *data;               /* transport's own (WebSocket: presence state) */
 };
 
 typedef struct {

@@ -578,6 +578,9 @@ static void ws_join(rtb_conn_t *cn, const char *board, long long since)
     }
 }
 
+static void ws_publish_typing(rtb_conn_t *cn, const char *type, const char *board,
+                              long long task);
+
 static void ws_leave(rtb_conn_t *cn, rtb_sub_t *sub)
 {
     ws_state_t *st = cn->tdata;
@@ -587,6 +590,7 @@ static void ws_leave(rtb_conn_t *cn, rtb_sub_t *sub)
     st->njoined--;
     if (!strcmp(st->typing_board, board) && st->typing_until) {
         st->typing_until = 0;
+        ws_publish_typing(cn, "user_stopped_typing", board, st->typing_task);
     }
     ws_presence_leave(cn, board);
 }
@@ -922,14 +926,8 @@ static apr_status_t ws_conn_cleanup(void *data)
 {
     rtb_conn_t *cn = data;
     ws_state_t *st = cn->tdata;
-    rtb_sub_t *sub;
     if (st->typing_until)
         ws_publish_typing(cn, "user_stopped_typing", st->typing_board, st->typing_task);
-    for (sub = cn->subs; sub; sub = sub->cnext) {
-        if (sub->active || sub->data) {
-            /* sub->active may already be cleared by the engine: leave by lease */
-        }
-    }
     {
         /* every lease of this socket */
         rtb_presence_t *t = rtb_bus_presence();
