@@ -777,6 +777,9 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
         rtb_conn_unsubscribe(cn, sub);
         st->njoined--;
         ws_presence_leave(cn, sub->board);
+        /* the stream of that board is closed; a socket still in other rooms stays */
+        if (st->njoined <= 0)
+            ws_fail(cn, 4004, "board deleted");
     }
 }
 

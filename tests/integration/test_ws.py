@@ -381,13 +381,14 @@ def test_board_deleted_reaches_every_child(srv, rest, board):
         for ws in (alice, bob):
             m = await recv(ws)
             assert (m["type"], m["id"], m["boardId"]) == ("board_deleted", 2, bid), m
+            # its only room is gone: the socket is closed (API: "is closed")
+            code, _ = await expect_close(ws)
+            assert code == 4004
         # the board is gone for new joins
         carol = await connect(srv, user="carol")
         await carol.send(json.dumps({"type": "join", "boardId": bid}))
         code, _ = await expect_close(carol)
         assert code == 4004
-        await bob.close()
-        await alice.close()
 
     run(scenario())
 
