@@ -263,6 +263,7 @@ static int rtboard_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 static void rtboard_child_init(apr_pool_t *pchild, server_rec *s)
 {
     rtb_bus_child_init(pchild, s);
+    rtb_rest_child_init(pchild);
     rtb_engine_child_init(pchild, s);
 }
 

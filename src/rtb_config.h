@@ -52,7 +52,6 @@ typedef struct {
     request_rec *r;
     apr_pool_t *pool;
     ap_dbd_t *dbd;
-    apr_dbd_transaction_t *tx;
     int failed;          /* a statement failed inside the transaction */
     const char *errmsg;  /* driver message of the last failure */
 } rtb_db_t;
@@ -77,10 +76,15 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
                                   const char **args, int *ncols);
 int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, int *nrows);
 
-/* Transactions: begin checks the driver's answer (SQLite can answer busy). */
-int rtb_db_begin(rtb_db_t *db);
-int rtb_db_commit(rtb_db_t *db);
-void rtb_db_rollback(rtb_db_t *db);
+/*
+ * Plain SQL on the connection (transaction control, savepoints): 0, or -1
+ * with db->failed set and the error logged.
+ */
+int rtb_db_query(rtb_db_t *db, const char *sql);
+
+/* Starts a write transaction (SQLite: BEGIN IMMEDIATE); checked: -1 when busy. */
+int rtb_db_write_begin(rtb_db_t *db);
+
 
 /*
  * A read-only transaction, so several SELECTs see one snapshot (SQLite:

@@ -7,6 +7,9 @@
 #include "rtb_config.h"
 #include "rtb_router.h"
 
+/* The child's queue of changes (group commit). */
+void rtb_rest_child_init(apr_pool_t *pchild);
+
 /* Handles a REST route (not streams). Returns OK, DECLINED or an HTTP status. */
 int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt);
 

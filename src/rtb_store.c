@@ -231,57 +231,6 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
     return 0;
 }
 
-int rtb_db_begin(rtb_db_t *db)
-{
-    int rv;
-    db->tx = NULL;
-    db->failed = 0;
-    rv = apr_dbd_transaction_start(db->dbd->driver, db->pool, db->dbd->handle, &db->tx);
-    if (rv) {
-        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r,
-                      "RTB0004: transaction start failed: %s", db->errmsg ? db->errmsg : "?");
-        /* the driver records the transaction even when BEGIN failed: clear it */
-        if (db->tx) {
-            apr_dbd_transaction_mode_set(db->dbd->driver, db->tx,
-                                         APR_DBD_TRANSACTION_ROLLBACK);
-            apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
-        }
-        db->tx = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-int rtb_db_commit(rtb_db_t *db)
-{
-    int rv;
-    if (!db->tx)
-        return -1;
-    if (db->failed) {
-        rtb_db_rollback(db);
-        return -1;
-    }
-    rv = apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
-    db->tx = NULL;
-    if (rv) {
-        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0005: commit failed: %s",
-                      db->errmsg ? db->errmsg : "?");
-        return -1;
-    }
-    return 0;
-}
-
-void rtb_db_rollback(rtb_db_t *db)
-{
-    if (!db->tx)
-        return;
-    apr_dbd_transaction_mode_set(db->dbd->driver, db->tx, APR_DBD_TRANSACTION_ROLLBACK);
-    apr_dbd_transaction_end(db->dbd->driver, db->pool, db->tx);
-    db->tx = NULL;
-}
-
 int rtb_db_read_begin(rtb_db_t *db)
 {
     int n = 0, rv;
@@ -322,4 +271,25 @@ void rtb_db_close(rtb_db_t *db)
     if (db->dbd && rtb_dbd_close)
         rtb_dbd_close(db->r->server, db->dbd);
     db->dbd = NULL;
+}
+
+int rtb_db_query(rtb_db_t *db, const char *sql)
+{
+    int n = 0, rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, sql);
+    if (rv) {
+        db->failed = 1;
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0023: %s failed: %s", sql,
+                      db->errmsg ? db->errmsg : "?");
+        return -1;
+    }
+    return 0;
+}
+
+int rtb_db_write_begin(rtb_db_t *db)
+{
+    /* SQLite: take the write lock now, not at the first write (no upgrade deadlock) */
+    const char *sql =
+        strcmp(apr_dbd_name(db->dbd->driver), "sqlite3") == 0 ? "BEGIN IMMEDIATE" : "BEGIN";
+    return rtb_db_query(db, sql);
 }
