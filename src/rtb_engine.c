@@ -562,11 +562,27 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
         engine_queue_close(cn); /* closed before (or while) it reached the loop */
 }
 
+/*
+ * Logs and frees the request of a stream that no longer needs it; not in the
+ * pass that adopted it, as the worker that suspended it may still be
+ * finishing its own bookkeeping on the connection.
+ */
+static void engine_release_request(rtb_conn_t *cn, apr_time_t now)
+{
+    if (!cn->vt->release_request || !cn->r || cn->closing || cn->c->aborted ||
+        cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
+        return;
+    cn->out = cn->c->output_filters;
+    ap_process_request_after_handler(cn->r); /* logs it; destroys r->pool */
+    cn->r = NULL;
+}
+
 static void engine_timers(apr_time_t now)
 {
     rtb_conn_t *cn, *next;
     for (cn = eng.all; cn; cn = next) {
         next = cn->next;
+        engine_release_request(cn, now);
         if (!cn->closing && cn->in_pollset && now >= cn->next_timer && cn->vt->on_timer)
             cn->vt->on_timer(cn, now);
     }
@@ -1088,9 +1104,23 @@ static int engine_status_hook(request_rec *r, int flags)
     return OK;
 }
 
+/*
+ * Why: a connection's pool keeps every block it ever freed (the request
+ * read buffer, the request's pool) for its next request. A stream has no
+ * next request, so freed blocks go back to the process, where other
+ * connections reuse them.
+ */
+static int engine_pre_connection(conn_rec *c, void *csd)
+{
+    (void)csd;
+    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
+    return OK;
+}
+
 void rtb_engine_register_hooks(apr_pool_t *p)
 {
     (void)p;
+    ap_hook_pre_connection(engine_pre_connection, NULL, NULL, APR_HOOK_LAST);
     ap_hook_suspend_connection(engine_suspend_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(engine_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, engine_status_hook, NULL, NULL, APR_HOOK_MIDDLE);

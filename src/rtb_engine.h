@@ -53,6 +53,13 @@ typedef struct {
     void (*on_close)(rtb_conn_t *cn, int why);
     /* Finish the HTTP request after the last words (SSE/long-poll: EOS). */
     int http_body;
+    /*
+     * The answer's head is out and its body needs no HTTP framing (SSE:
+     * Connection: close, no chunks): once adopted, the request is logged and
+     * its pool freed, and writes go to the connection's filters. An idle
+     * stream then keeps only its connection.
+     */
+    int release_request;
 } rtb_transport_t;
 
 /* Why a connection ends. */

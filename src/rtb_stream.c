@@ -257,7 +257,7 @@ static void sse_on_close(rtb_conn_t *cn, int why)
 }
 
 static const rtb_transport_t sse_transport = {
-    "sse", RTB_T_SSE, sse_on_record, stream_on_readable, sse_on_timer, sse_on_close, 1};
+    "sse", RTB_T_SSE, sse_on_record, stream_on_readable, sse_on_timer, sse_on_close, 1, 1};
 
 /* Reads the resume cursor: Last-Event-ID, else ?lastEventId=. NULL when absent. */
 static const char *stream_cursor_arg(request_rec *r)
