@@ -314,12 +314,15 @@ int rtb_conn_flush(rtb_conn_t *cn)
         engine_set_pollout(cn, 1);
         return 0;
     }
-    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_heap_create(cn->obuf, cn->olen, NULL,
+    /* the bucket takes the buffer as it is (free() when written): no copy,
+     * and no allocation from the connection's pool on every event */
+    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_heap_create(cn->obuf, cn->olen, free,
                                                            cn->c->bucket_alloc));
+    cn->obuf = NULL;
+    cn->olen = cn->ocap = 0;
     APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_flush_create(cn->c->bucket_alloc));
     rv = ap_pass_brigade(cn->out, cn->bb);
     apr_brigade_cleanup(cn->bb);
-    engine_free_obuf(cn);
     engine_set_pollout(cn, 0);
     if (rv != APR_SUCCESS || cn->c->aborted) {
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, cn->c, "RTB0041: write failed; closing");
