@@ -375,6 +375,22 @@ static apr_uint64_t rest_emit(rest_ctx_t *x, const char *board, const char *type
     return id;
 }
 
+/*
+ * Records event `type` carrying the resource `obj` under `key`, and makes
+ * `obj` the answer, with `status`. Steals `obj`. Returns 0, or -1 when the
+ * event could not be stored (nothing is answered then).
+ */
+static int rest_emit_resource(rest_ctx_t *x, rest_answer_t *a, const char *type, const char *key,
+                              json_t *obj, int status)
+{
+    if (!rest_emit(x, x->rt.board, type, json_pack("{s:O}", key, obj))) {
+        json_decref(obj);
+        return -1;
+    }
+    rest_answer_json(x, a, status, rest_data(obj));
+    return 0;
+}
+
 typedef int (*rest_write_fn)(rest_ctx_t *x, rest_answer_t *a);
 
 static const char *rest_fingerprint(rest_ctx_t *x)
@@ -924,12 +940,7 @@ static int rest_board_patch(rest_ctx_t *x, rest_answer_t *a)
     bj = rest_board_json(b);
     /* the board as of this very change: writers are serialised, so its id is seq + 1 */
     json_object_set_new(bj, "lastEventId", json_integer((json_int_t)apr_atoi64(b[3]) + 1));
-    if (!rest_emit(x, x->rt.board, "board_updated", json_pack("{s:O}", "board", bj))) {
-        json_decref(bj);
-        return -1;
-    }
-    rest_answer_json(x, a, HTTP_OK, rest_data(bj));
-    return 0;
+    return rest_emit_resource(x, a, "board_updated", "board", bj, HTTP_OK);
 }
 
 static int rest_board_delete(rest_ctx_t *x, rest_answer_t *a)
@@ -982,13 +993,8 @@ static int rest_list_create(rest_ctx_t *x, rest_answer_t *a)
     }
     lj = json_pack("{s:o,s:s,s:s,s:I}", "id", rest_num(row[0]), "boardId", x->rt.board, "name",
                    rest_bstr(x, "name"), "position", (json_int_t)pos);
-    if (!rest_emit(x, x->rt.board, "list_created", json_pack("{s:O}", "list", lj))) {
-        json_decref(lj);
-        return -1;
-    }
     a->location = apr_psprintf(p, "%sboards/%s/lists/%s", x->cfg->base, x->rt.board, row[0]);
-    rest_answer_json(x, a, HTTP_CREATED, rest_data(lj));
-    return 0;
+    return rest_emit_resource(x, a, "list_created", "list", lj, HTTP_CREATED);
 }
 
 static int rest_list_missing(rest_ctx_t *x, rest_answer_t *a)
@@ -1017,12 +1023,7 @@ static int rest_list_patch(rest_ctx_t *x, rest_answer_t *a)
     if (!row)
         return -1;
     lj = rest_list_json(x->rt.board, row);
-    if (!rest_emit(x, x->rt.board, "list_updated", json_pack("{s:O}", "list", lj))) {
-        json_decref(lj);
-        return -1;
-    }
-    rest_answer_json(x, a, HTTP_OK, rest_data(lj));
-    return 0;
+    return rest_emit_resource(x, a, "list_updated", "list", lj, HTTP_OK);
 }
 
 static int rest_list_delete(rest_ctx_t *x, rest_answer_t *a)
@@ -1138,14 +1139,9 @@ static int rest_task_create(rest_ctx_t *x, rest_answer_t *a)
             return -1;
     }
     tj = rest_task_json(x->rt.board, row);
-    if (!rest_emit(x, x->rt.board, "task_created", json_pack("{s:O}", "task", tj))) {
-        json_decref(tj);
-        return -1;
-    }
     a->location = apr_psprintf(p, "%sboards/%s/tasks/%s", x->cfg->base, x->rt.board,
                                row[RTB_TC_ID]);
-    rest_answer_json(x, a, HTTP_CREATED, rest_data(tj));
-    return 0;
+    return rest_emit_resource(x, a, "task_created", "task", tj, HTTP_CREATED);
 }
 
 static int rest_tasks_list(rest_ctx_t *x)
@@ -1228,13 +1224,8 @@ static int rest_task_patch(rest_ctx_t *x, rest_answer_t *a)
     if (!row)
         return -1;
     tj = rest_task_json(x->rt.board, row);
-    if (!rest_emit(x, x->rt.board, "task_updated", json_pack("{s:O}", "task", tj))) {
-        json_decref(tj);
-        return -1;
-    }
     apr_table_setn(x->r->headers_out, "ETag", apr_psprintf(p, "\"%s\"", row[RTB_TC_VERSION]));
-    rest_answer_json(x, a, HTTP_OK, rest_data(tj));
-    return 0;
+    return rest_emit_resource(x, a, "task_updated", "task", tj, HTTP_OK);
 }
 
 static int rest_task_delete(rest_ctx_t *x, rest_answer_t *a)
