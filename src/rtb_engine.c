@@ -294,7 +294,8 @@ static int engine_socket_room(rtb_conn_t *cn, apr_size_t len)
 {
     int outq = 0, sndbuf = 0;
     socklen_t sl = sizeof(sndbuf);
-    if (cn->fd < 0 || cn->blocking)
+    /* only the loop must never block: a handler or the blocking path may wait */
+    if (cn->fd < 0 || cn->blocking || !cn->in_pollset)
         return 1;
     if (ioctl(cn->fd, SIOCOUTQ, &outq) < 0 ||
         getsockopt(cn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0)

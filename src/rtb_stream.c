@@ -21,6 +21,7 @@ APLOG_USE_MODULE(rtboard);
 
 #define STREAM_MAX_BOARDS 16
 #define STREAM_PAGE 1000
+#define STREAM_REPLAY_CHUNK (64 * 1024)
 
 /* ------------------------------------------------------------------ */
 /* replay                                                               */
@@ -277,7 +278,6 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
     rtb_db_t db;
     rtb_conn_t *cn;
     sse_state_t *st;
-    apr_bucket_brigade *bb;
     apr_pool_t *p = r->pool;
     char retry[32];
 
@@ -414,20 +414,14 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
             sse_put(cn, p,
                     multi ? sse_cursor(cn, p) : apr_psprintf(p, "%" APR_UINT64_T_FMT, e->id),
                     rtb_event_type(p, e->json), e->json, strlen(e->json));
+            /* a long replay goes out as it is built, never past the output cap */
+            if (cn->olen >= STREAM_REPLAY_CHUNK && rtb_conn_flush(cn) < 0)
+                return OK;
         }
     }
-    /* the replay goes out from this thread, before the hand-off */
-    bb = apr_brigade_create(p, r->connection->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(cn->obuf, cn->olen, NULL,
-                                                       r->connection->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(r->connection->bucket_alloc));
-    free(cn->obuf);
-    cn->obuf = NULL;
-    cn->olen = cn->ocap = 0;
-    cn->closing = 0;
-    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS || r->connection->aborted)
-        return OK;
-    apr_brigade_cleanup(bb);
+    /* the rest of the replay goes out from this thread, before the hand-off */
+    if (rtb_conn_flush(cn) < 0 || r->connection->aborted || cn->closing)
+        return OK; /* the client resumes from the last event it got */
     return rtb_conn_hand_off(cn);
 }
 

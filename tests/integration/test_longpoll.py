@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from harness import assert_error, wait_until
-from test_sse import DB_POOL_BUG, Fleet, ServerPool, busy_workers, new_board, status
+from test_sse import Fleet, ServerPool, busy_workers, new_board, status
 
 POLL_KEYS = {"data", "lastEventId", "timeout"}
 

@@ -27,9 +27,6 @@ import requests
 from harness import ROOT, RawResponse, Server, assert_error, unique, wait_until
 
 JS_DIR = os.path.join(ROOT, "tests", "js")
-DB_POOL_BUG = ("streams keep the mod_dbd connection their handler acquired (ap_dbd_acquire "
-               "ties it to r->pool) for their whole life: past DBDMax (= THREADS) streams in "
-               "a child, new requests block in ap_dbd_acquire and the workers run out")
 CRASH = re.compile(r"Segmentation fault|exit signal (Aborted|Bus error|Illegal instruction)")
 
 
@@ -771,6 +768,19 @@ def test_resume_many_events_from_zero(srv, alice_s, sboard):
         evs = s.wait_ids(30)
         assert ids(evs) == list(range(1, 31))
         assert [b.json() for b in evs] == alice_s.events_since(board, 0)
+
+
+def test_resume_larger_than_the_output_cap_is_whole(srv, alice_s, sboard):
+    # 130 events of ~10 KB: a 1.3 MB replay, past the 1 MiB per-connection output cap
+    board, lists = sboard
+    for i in range(130):
+        alice_s.create_task(board, lists[0], "big %d" % i, description="x" * 9800)
+    with SSEStream(srv, "/boards/%s/events" % board, headers={"Last-Event-ID": "0"}) as s:
+        evs = s.wait_ids(130, timeout=30)
+        assert ids(evs) == list(range(1, 131))
+        alice_s.create_task(board, lists[0], "live")
+        evs = s.wait_ids(131)
+        assert ids(evs) == list(range(1, 132))
 
 
 def test_invalid_and_future_last_event_id(srv, alice_s, sboard):

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from harness import pid_alive, wait_until
-from test_sse import (DB_POOL_BUG, Fleet, ServerPool, SSEStream, Writer, busy_workers, ids,
+from test_sse import (Fleet, ServerPool, SSEStream, Writer, busy_workers, ids,
                       new_board, status)
 
 
@@ -104,7 +104,7 @@ def test_kill_9_of_a_child_loses_no_event_for_the_other_childs_streams(kill_srv)
     streams = []
     w = Writer(srv, board, lists[0])
     try:
-        # open streams until both children hold some (at most 20: see DB_POOL_BUG)
+        # open streams until both children hold some (at most 20, to keep the test short)
         def per_child():
             return {c["pid"]: c["connections"]["sse"] for c in status(srv)["children"]}
         counts = {}

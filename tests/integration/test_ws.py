@@ -1,8 +1,7 @@
 """WebSocket collaboration across child processes: presence, typing, cursors and
 board events between users served by different children; a child killed under a
 user; several tabs; resume by event id (and reset past the history); tickets;
-origin and board authorization; server pings; graceful restart. Tests marked xfail
-name server bugs.
+origin and board authorization; server pings; graceful restart.
 
 Clients are Python `websockets` (a strict RFC 6455 client) and, where a client
 must misbehave, the raw client of test_ws_protocol.
