@@ -700,6 +700,12 @@ static int rest_no_task(rest_ctx_t *x, rest_answer_t *a)
     return -1;
 }
 
+/* A task's ETag: its version, quoted; If-Match compares against it. */
+static const char *rest_task_etag(apr_pool_t *p, const char **task)
+{
+    return apr_psprintf(p, "\"%s\"", task[RTB_TC_VERSION]);
+}
+
 /* If-Match: "<version>" against the row's version; 0 when it matches or is absent. */
 static int rest_check_if_match(rest_ctx_t *x, rest_answer_t *a, const char **task)
 {
@@ -707,7 +713,7 @@ static int rest_check_if_match(rest_ctx_t *x, rest_answer_t *a, const char **tas
     const char *want;
     if (!im || !strcmp(im, "*"))
         return 0;
-    want = apr_psprintf(x->r->pool, "\"%s\"", task[RTB_TC_VERSION]);
+    want = rest_task_etag(x->r->pool, task);
     if (!strcmp(im, want) || !strcmp(im, task[RTB_TC_VERSION]) ||
         !strcmp(im, apr_pstrcat(x->r->pool, "W/", want, NULL)))
         return 0;
@@ -1183,7 +1189,7 @@ static int rest_task_get(rest_ctx_t *x)
         return rtb_send_error(x->r, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL);
     }
     apr_table_setn(x->r->headers_out, "ETag",
-                   apr_psprintf(x->r->pool, "\"%s\"", row[RTB_TC_VERSION]));
+                   rest_task_etag(x->r->pool, row));
     return rtb_send_json(x->r, HTTP_OK, rest_data(rest_task_json(x->rt.board, row)));
 }
 
@@ -1224,7 +1230,7 @@ static int rest_task_patch(rest_ctx_t *x, rest_answer_t *a)
     if (!row)
         return -1;
     tj = rest_task_json(x->rt.board, row);
-    apr_table_setn(x->r->headers_out, "ETag", apr_psprintf(p, "\"%s\"", row[RTB_TC_VERSION]));
+    apr_table_setn(x->r->headers_out, "ETag", rest_task_etag(p, row));
     return rest_emit_resource(x, a, "task_updated", "task", tj, HTTP_OK);
 }
 
@@ -1296,7 +1302,7 @@ static int rest_task_move(rest_ctx_t *x, rest_answer_t *a)
         json_decref(tj);
         return -1;
     }
-    apr_table_setn(x->r->headers_out, "ETag", apr_psprintf(p, "\"%s\"", row[RTB_TC_VERSION]));
+    apr_table_setn(x->r->headers_out, "ETag", rest_task_etag(p, row));
     rest_answer_json(x, a, HTTP_OK, rest_data(tj));
     return 0;
 }
