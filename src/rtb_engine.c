@@ -573,12 +573,22 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
  */
 static void engine_release_request(rtb_conn_t *cn, apr_time_t now)
 {
-    if (!cn->vt->release_request || !cn->r || cn->closing || cn->c->aborted ||
+    if (!cn->vt->release_request || !cn->r || cn->closing || cn->c->aborted || cn->jobs ||
         cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
         return;
     cn->out = cn->c->output_filters;
+    if (!cn->vt->http_body) {
+        cn->r->output_filters = cn->r->proto_output_filters = cn->c->output_filters;
+        cn->r->input_filters = cn->r->proto_input_filters = cn->c->input_filters;
+    }
     ap_process_request_after_handler(cn->r); /* logs it; destroys r->pool */
     cn->r = NULL;
+    /*
+     * The core input filter keeps the request's 8 KB read buffer (an empty
+     * remainder of it) until its next read: read once now, without blocking,
+     * so an idle connection does not hold it.
+     */
+    cn->vt->on_readable(cn);
 }
 
 static void engine_timers(apr_time_t now)
@@ -1121,9 +1131,52 @@ static int engine_pre_connection(conn_rec *c, void *csd)
     return OK;
 }
 
+/*
+ * Holds the response head until the first bytes of the body come with a
+ * FLUSH, and passes both at once. HTTP_HEADER passes the head on its own,
+ * which the core output filter would set aside in a "deferred write" pool
+ * of the connection: a page that a stream then keeps for its whole life.
+ */
+static apr_status_t engine_head_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    apr_bucket_brigade *held = f->ctx;
+    apr_bucket *e, *next;
+    int flush = 0;
+    if (!held)
+        held = f->ctx = apr_brigade_create(f->r->pool, f->c->bucket_alloc);
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = next) {
+        next = APR_BUCKET_NEXT(e);
+        if (APR_BUCKET_IS_FLUSH(e) || APR_BUCKET_IS_EOS(e)) {
+            flush = 1;
+            break;
+        }
+        /* the caller may reuse its brigade's memory: keep our own copy */
+        if (apr_bucket_setaside(e, f->r->pool) != APR_SUCCESS) {
+            flush = 1;
+            break;
+        }
+    }
+    if (!flush) {
+        APR_BRIGADE_CONCAT(held, bb);
+        return APR_SUCCESS;
+    }
+    APR_BRIGADE_PREPEND(bb, held);
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static ap_filter_rec_t *engine_head_filter_handle;
+
+void rtb_conn_hold_head(request_rec *r)
+{
+    ap_add_output_filter_handle(engine_head_filter_handle, NULL, r, r->connection);
+}
+
 void rtb_engine_register_hooks(apr_pool_t *p)
 {
     (void)p;
+    engine_head_filter_handle = ap_register_output_filter(
+        "RTBOARD_HEAD", engine_head_filter, NULL, (ap_filter_type)(AP_FTYPE_PROTOCOL + 5));
     ap_hook_pre_connection(engine_pre_connection, NULL, NULL, APR_HOOK_LAST);
     ap_hook_suspend_connection(engine_suspend_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(engine_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);

@@ -55,9 +55,9 @@ typedef struct {
     int http_body;
     /*
      * The answer's head is out and its body needs no HTTP framing (SSE:
-     * Connection: close, no chunks): once adopted, the request is logged and
-     * its pool freed, and writes go to the connection's filters. An idle
-     * stream then keeps only its connection.
+     * Connection: close, no chunks; a WebSocket after its 101): once adopted,
+     * the request is logged and its pool freed, and writes go to the
+     * connection's filters. An idle stream then keeps only its connection.
      */
     int release_request;
 } rtb_transport_t;
@@ -118,6 +118,12 @@ apr_uint64_t rtb_engine_ring_position(void);
 
 /* A connection record for the request (allocated in c->pool). */
 rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint64_t start_gseq);
+
+/*
+ * For a streaming response: its head waits for the first bytes of the body
+ * and goes out with them (call before the first write).
+ */
+void rtb_conn_hold_head(request_rec *r);
 
 /* Adds a board subscription with the last id the client has. */
 rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id);

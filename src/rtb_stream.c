@@ -363,6 +363,7 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
         apr_table_set(r->headers_out, "X-RTBoard-User", r->user);
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     r->connection->keepalive = AP_CONN_CLOSE;
+    rtb_conn_hold_head(r);
 
     cn = rtb_conn_create(r, &sse_transport, start);
     st = apr_pcalloc(r->connection->pool, sizeof(*st));
