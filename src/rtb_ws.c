@@ -37,8 +37,26 @@ APLOG_USE_MODULE(rtboard);
 #define WS_MSG_BURST 200   /* ... and in a burst */
 #define WS_CLOSE_WAIT apr_time_from_sec(2)
 
+/*
+ * What a join's subrequest needs of the upgrade request. The request itself
+ * is logged and freed once the socket is on the loop, so this copy is all
+ * that is kept: one malloc'd block of the exact size (strings, then the
+ * request headers and environment as "name\0value\0" pairs, each list
+ * ending with an empty name), so an idle socket adds no page to its
+ * connection's pool.
+ */
+typedef struct {
+    server_rec *server;
+    apr_sockaddr_t *useragent_addr;
+    int proto_num;
+    apr_time_t request_time;
+    char data[]; /* the_request, protocol, hostname, user, auth_type,
+                    ticket_user, useragent_ip ("" for none), headers, env */
+} ws_origin_t;
+
 typedef struct {
     rtb_ws_parser_t parser;
+    ws_origin_t *origin;
     char *msg; /* the text message being assembled (malloc) */
     apr_size_t mlen;
     int mop;
@@ -555,6 +573,149 @@ static void ws_join_done(void *data)
     apr_pool_destroy(j->pool);
 }
 
+enum { WS_O_REQUEST, WS_O_PROTOCOL, WS_O_HOSTNAME, WS_O_USER, WS_O_AUTH, WS_O_TICKET,
+       WS_O_IP, WS_O_STRINGS };
+
+static apr_size_t ws_table_size(const apr_table_t *t)
+{
+    const apr_array_header_t *a = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)a->elts;
+    apr_size_t n = 1;
+    int i;
+    for (i = 0; i < a->nelts; i++)
+        if (e[i].key && *e[i].key)
+            n += strlen(e[i].key) + 1 + strlen(e[i].val ? e[i].val : "") + 1;
+    return n;
+}
+
+static char *ws_put(char *d, const char *v)
+{
+    apr_size_t n = v ? strlen(v) : 0;
+    memcpy(d, v ? v : "", n + 1);
+    return d + n + 1;
+}
+
+static char *ws_table_put(char *d, const apr_table_t *t)
+{
+    const apr_array_header_t *a = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)a->elts;
+    int i;
+    for (i = 0; i < a->nelts; i++) {
+        if (e[i].key && *e[i].key) {
+            d = ws_put(d, e[i].key);
+            d = ws_put(d, e[i].val);
+        }
+    }
+    *d++ = '\0';
+    return d;
+}
+
+/* Reads a list written by ws_table_put into a table; returns what follows. */
+static const char *ws_table_get(const char *d, apr_table_t *t)
+{
+    while (*d) {
+        const char *k = d, *v = d + strlen(d) + 1;
+        apr_table_addn(t, k, v);
+        d = v + strlen(v) + 1;
+    }
+    return d + 1;
+}
+
+/* The upgrade request's copy (handler thread, before the hand-off). */
+static ws_origin_t *ws_origin_save(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    const char *str[WS_O_STRINGS];
+    apr_size_t n = sizeof(ws_origin_t);
+    ws_origin_t *o;
+    char *d;
+    int i;
+    str[WS_O_REQUEST] = r->the_request;
+    str[WS_O_PROTOCOL] = r->protocol;
+    str[WS_O_HOSTNAME] = r->hostname;
+    str[WS_O_USER] = r->user;
+    str[WS_O_AUTH] = r->ap_auth_type;
+    str[WS_O_TICKET] = apr_table_get(r->notes, "rtb-ticket-user");
+    str[WS_O_IP] = r->useragent_ip;
+    for (i = 0; i < WS_O_STRINGS; i++)
+        n += (str[i] ? strlen(str[i]) : 0) + 1;
+    n += ws_table_size(r->headers_in) + ws_table_size(r->subprocess_env);
+    o = malloc(n);
+    if (!o)
+        return NULL;
+    o->server = r->server;
+    o->proto_num = r->proto_num;
+    o->request_time = r->request_time;
+    o->useragent_addr = c->client_addr;
+    /* an address set by mod_remoteip lives in the request's pool */
+    if (r->useragent_addr && r->useragent_addr != c->client_addr &&
+        apr_sockaddr_info_copy(&o->useragent_addr, r->useragent_addr, c->pool) != APR_SUCCESS)
+        o->useragent_addr = c->client_addr;
+    d = o->data;
+    for (i = 0; i < WS_O_STRINGS; i++)
+        d = ws_put(d, str[i]);
+    d = ws_table_put(d, r->headers_in);
+    ws_table_put(d, r->subprocess_env);
+    return o;
+}
+
+/*
+ * A request like the upgrade, on its own pool, as the parent of a join's
+ * subrequest (worker thread): what Apache's own request creation sets, then
+ * what the upgrade request had.
+ */
+static request_rec *ws_origin_request(apr_pool_t *p, rtb_conn_t *cn)
+{
+    ws_state_t *st = cn->tdata;
+    ws_origin_t *o = st->origin;
+    conn_rec *c = cn->c;
+    request_rec *r = apr_pcalloc(p, sizeof(*r));
+    const char *str[WS_O_STRINGS];
+    const char *d = o->data;
+    int i;
+    for (i = 0; i < WS_O_STRINGS; i++) {
+        apr_size_t n = strlen(d);
+        str[i] = n ? apr_pstrmemdup(p, d, n) : NULL;
+        d += n + 1;
+    }
+    r->pool = p;
+    r->connection = c;
+    r->server = o->server;
+    r->log = &o->server->log;
+    r->allowed_methods = ap_make_method_list(p, 2);
+    r->headers_in = apr_table_make(p, 12);
+    r->subprocess_env = apr_table_make(p, 4);
+    d = ws_table_get(d, r->headers_in);
+    ws_table_get(d, r->subprocess_env);
+    r->trailers_in = apr_table_make(p, 1);
+    r->headers_out = apr_table_make(p, 1);
+    r->err_headers_out = apr_table_make(p, 1);
+    r->trailers_out = apr_table_make(p, 1);
+    r->notes = apr_table_make(p, 2);
+    if (str[WS_O_TICKET])
+        apr_table_setn(r->notes, "rtb-ticket-user", str[WS_O_TICKET]);
+    r->request_config = ap_create_request_config(p);
+    r->proto_output_filters = r->output_filters = c->output_filters;
+    r->proto_input_filters = r->input_filters = c->input_filters;
+    ap_run_create_request(r);
+    r->per_dir_config = o->server->lookup_defaults;
+    r->read_body = REQUEST_NO_BODY;
+    r->status = HTTP_OK;
+    r->used_path_info = AP_REQ_DEFAULT_PATH_INFO;
+    r->the_request = (char *)str[WS_O_REQUEST];
+    r->protocol = (char *)str[WS_O_PROTOCOL];
+    r->proto_num = o->proto_num;
+    r->hostname = str[WS_O_HOSTNAME];
+    r->request_time = o->request_time;
+    r->method = "GET";
+    r->method_number = M_GET;
+    r->user = (char *)str[WS_O_USER];
+    r->ap_auth_type = (char *)str[WS_O_AUTH];
+    r->useragent_ip = (char *)(str[WS_O_IP] ? str[WS_O_IP] : c->client_ip);
+    r->useragent_addr = o->useragent_addr;
+    return r;
+}
+
 static void ws_join(rtb_conn_t *cn, const char *board, long long since)
 {
     apr_pool_t *p;
@@ -569,9 +730,12 @@ static void ws_join(rtb_conn_t *cn, const char *board, long long since)
     j->pool = p;
     j->since = since;
     apr_cpystrn(j->board, board, sizeof(j->board));
-    j->r = apr_pmemdup(p, cn->r, sizeof(request_rec));
-    j->r->pool = p;
-    j->r->main = NULL;
+    if (!((ws_state_t *)cn->tdata)->origin) {
+        apr_pool_destroy(p);
+        ws_fail(cn, 1011, "internal error");
+        return;
+    }
+    j->r = ws_origin_request(p, cn);
     if (rtb_engine_defer(cn, ws_join_work, ws_join_done, j) < 0) {
         apr_pool_destroy(p);
         ws_fail(cn, 1011, "internal error");
@@ -948,12 +1112,14 @@ static apr_status_t ws_conn_cleanup(void *data)
             ws_presence_leave(cn, boards[i]);
     }
     free(st->msg);
-    st->msg = NULL;
+    free(st->origin);
+    free(st);
+    cn->tdata = NULL;
     return APR_SUCCESS;
 }
 
 static const rtb_transport_t ws_transport = {
-    "ws", RTB_T_WS, ws_on_record, ws_on_readable, ws_on_timer, ws_on_close, 0};
+    "ws", RTB_T_WS, ws_on_record, ws_on_readable, ws_on_timer, ws_on_close, 0, 1};
 
 /* ------------------------------------------------------------------ */
 /* the upgrade                                                          */
@@ -1066,11 +1232,17 @@ static int ws_upgrade(request_rec *r, const rtb_route_t *rt)
     r->input_filters = r->proto_input_filters = c->input_filters;
 
     cn = rtb_conn_create(r, &ws_transport, first ? first->start : rtb_engine_ring_position());
-    st = apr_pcalloc(c->pool, sizeof(*st));
+    /* malloc'd, not from the connection's pool: see ws_origin_t */
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        c->aborted = 1;
+        return OK;
+    }
     rtb_ws_parser_init(&st->parser, cfg->ws_max_message);
     st->tokens = WS_MSG_BURST;
     st->tokens_at = apr_time_now();
     st->next_ping = apr_time_now() + apr_time_from_sec(cfg->ws_ping);
+    st->origin = ws_origin_save(r);
     cn->tdata = st;
     apr_pool_cleanup_register(c->pool, cn, ws_conn_cleanup, apr_pool_cleanup_null);
 

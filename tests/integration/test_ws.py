@@ -767,6 +767,56 @@ def test_ticket_user_is_authorized_per_join_like_any_user(srv, board, private):
         assert code == 4003
 
 
+def test_joins_after_the_upgrade_request_is_freed_are_still_decided_by_apache(
+        srv, rest, board, private):
+    """Once a socket is on the loop its upgrade request is logged and freed (the
+    log line appears while the socket is open); joins made after that are still
+    authorized by Apache's Require lines with the socket's user, whether it came
+    with Basic credentials or with a ticket."""
+    bid, _ = board
+    other = rest["alice"].create_board(unique("wsfree"))["id"]
+    t = _ticket(srv, bid, "bob").json()["data"]["ticket"]
+    sockets = {
+        "alice": RawWS(srv.port, "/ws", user="alice"),
+        "bob": RawWS(srv.port, "/ws", user="bob"),
+        "bob-ticket": RawWS(srv.port, "/boards/%s/ws?ticket=%s" % (bid, t), user=None),
+    }
+    try:
+        for name, ws in sockets.items():
+            assert ws.status == 101, (name, ws.status, ws.body)
+            assert ws.recv_json()["type"] == "connected", name
+
+        def logged():
+            return {(d["user"], d["path"].split("?")[0])
+                    for d in srv.access_lines("GET", r"/ws(\?|$)") if d["status"] == 101}
+        want = {("alice", "/ws"), ("bob", "/ws"), ("bob", "/boards/%s/ws" % bid)}
+        wait_until(lambda: want <= logged(), 5,
+                   "the 101 lines of the three open sockets in the access log")
+        # every socket is still open and served after its request was freed
+        def joined(ws, b):
+            """The answer to a join of b, other sockets' presence news left out."""
+            ws.send_json({"type": "join", "boardId": b})
+            got = ws.recv_until(lambda m: m["type"] == "error" or
+                                (m["type"] == "presence" and m["boardId"] == b))
+            return [m["type"] for m in got if m.get("boardId") == b and
+                    m["type"] in ("joined", "presence", "error")], got[-1]
+
+        for name, ws in sockets.items():
+            types, pres = joined(ws, other)
+            assert types == ["joined", "presence"], (name, types)
+        types, pres = joined(sockets["alice"], private)
+        assert types == ["joined", "presence"], types
+        assert [u["userId"] for u in pres["users"]] == ["alice"], pres
+        for name in ("bob", "bob-ticket"):
+            ws = sockets[name]
+            ws.send_json({"type": "join", "boardId": private})
+            code, before = ws.expect_close()
+            assert code == 4003, (name, code, before)
+    finally:
+        for ws in sockets.values():
+            ws.close()
+
+
 def ws_last(srv, board):
     return srv.client("alice").last_event_id(board)
 
