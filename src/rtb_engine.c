@@ -842,6 +842,13 @@ static int engine_run_blocking(rtb_conn_t *cn)
     apr_uint64_t cursor = cn->start_gseq;
     apr_pool_t *p;
     apr_pollfd_t pfd;
+    /*
+     * An HTTP/2 stream's socket is its session's: input there is other
+     * streams' frames, and the stream's own input ends with its request
+     * (EOF is not the client leaving). It is left unwatched; a client that
+     * goes away is found by the next write (heartbeats), which fails.
+     */
+    apr_socket_t *watch = cn->c->master ? NULL : cn->sock;
     cn->blocking = 1;
     cn->counted = 1;
     engine_count(cn, 1);
@@ -880,13 +887,13 @@ static int engine_run_blocking(rtb_conn_t *cn)
         if (cn->closing)
             break;
         /* input, or the peer leaving; then sleep on the bus */
-        if (cn->sock && apr_poll(&pfd, 1, &nfd, 0) == APR_SUCCESS && nfd > 0)
+        if (watch && apr_poll(&pfd, 1, &nfd, 0) == APR_SUCCESS && nfd > 0)
             cn->vt->on_readable(cn);
         if (cn->closing)
             break;
         if (cn->vt->transport == RTB_T_WS) {
             /* a WebSocket also needs its socket watched: short naps */
-            if (cn->sock && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS &&
+            if (watch && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS &&
                 nfd > 0)
                 cn->vt->on_readable(cn);
             if (rtb_bus_wake_value() != seen)

@@ -580,8 +580,9 @@ def sboard(alice_s):
 class Curl:
     """curl -N -i on a URL; stdout collected by a thread."""
 
-    def __init__(self, server, path, user="alice", headers=()):
+    def __init__(self, server, path, user="alice", headers=(), args=()):
         cmd = ["curl", "-sS", "-N", "-i", "--max-time", "60", "-u", "%s:%s" % (user, user)]
+        cmd += list(args)
         for h in headers:
             cmd += ["-H", h]
         cmd.append(server.url(path))
