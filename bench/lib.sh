@@ -26,6 +26,10 @@ bench_prepare() {
     VAR=$(mktemp -d /tmp/rtbench.XXXXXX)
     chmod 755 "$VAR"
     mkdir -p "$VAR/conf.d" "$VAR/out"
+    # EXTRA_CONF=file: more configuration for the server (copied into VAR/conf.d)
+    if [ -n "${EXTRA_CONF:-}" ]; then
+        cp "$EXTRA_CONF" "$VAR/conf.d/"
+    fi
     SRC_MODULE=${SRC_MODULE:-${MODULE:-$ROOT/src/.libs/mod_rtboard.so}}
     if [ ! -f "$SRC_MODULE" ]; then
         echo "no module at $SRC_MODULE: run make build first" >&2

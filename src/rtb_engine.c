@@ -567,22 +567,26 @@ static void engine_adopt(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t ring_next)
 }
 
 /*
- * Logs and frees the request of a stream that no longer needs it; not in the
- * pass that adopted it, as the worker that suspended it may still be
- * finishing its own bookkeeping on the connection.
+ * Logs and frees the request of a stream that no longer needs it (unless its
+ * transport keeps it), once; not in the pass that adopted it, as the worker
+ * that suspended it may still be finishing its own bookkeeping on the
+ * connection.
  */
 static void engine_release_request(rtb_conn_t *cn, apr_time_t now)
 {
-    if (!cn->vt->release_request || !cn->r || cn->closing || cn->c->aborted || cn->jobs ||
-        cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
+    if (!cn->vt->release_request || cn->settled || !cn->r || cn->closing || cn->c->aborted ||
+        cn->jobs || cn->passes == eng.pass || now < cn->adopted + ENGINE_DESTROY_GRACE)
         return;
-    cn->out = cn->c->output_filters;
-    if (!cn->vt->http_body) {
-        cn->r->output_filters = cn->r->proto_output_filters = cn->c->output_filters;
-        cn->r->input_filters = cn->r->proto_input_filters = cn->c->input_filters;
+    cn->settled = 1;
+    if (!cn->keep_request) {
+        cn->out = cn->c->output_filters;
+        if (!cn->vt->http_body) {
+            cn->r->output_filters = cn->r->proto_output_filters = cn->c->output_filters;
+            cn->r->input_filters = cn->r->proto_input_filters = cn->c->input_filters;
+        }
+        ap_process_request_after_handler(cn->r); /* logs it; destroys r->pool */
+        cn->r = NULL;
     }
-    ap_process_request_after_handler(cn->r); /* logs it; destroys r->pool */
-    cn->r = NULL;
     /*
      * The core input filter keeps the request's 8 KB read buffer (an empty
      * remainder of it) until its next read: read once now, without blocking,
@@ -1149,6 +1153,11 @@ static apr_status_t engine_head_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_bucket_brigade *held = f->ctx;
     apr_bucket *e, *next;
     int flush = 0;
+    if (f->r->header_only) {
+        /* no body will come: nothing to wait for */
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
     if (!held)
         held = f->ctx = apr_brigade_create(f->r->pool, f->c->bucket_alloc);
     for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = next) {

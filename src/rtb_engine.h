@@ -92,6 +92,8 @@ struct rtb_conn_t {
     int jobs; /* deferred jobs in flight: finish waits for them */
     int on_closing; /* on the loop's closing list */
     int final;      /* writing its last words: writes allowed while closing */
+    int keep_request; /* the transport still needs its request: never released */
+    int settled;      /* request released (unless kept) and input drained, once */
     apr_uint32_t id; /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;

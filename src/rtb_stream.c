@@ -362,6 +362,8 @@ static int sse_handle(request_rec *r, const rtb_route_t *rt)
     if (r->user)
         apr_table_set(r->headers_out, "X-RTBoard-User", r->user);
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    if (r->header_only)
+        return OK; /* HEAD: the head of a stream, and no stream */
     r->connection->keepalive = AP_CONN_CLOSE;
     rtb_conn_hold_head(r);
 

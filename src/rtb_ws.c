@@ -660,9 +660,20 @@ static ws_origin_t *ws_origin_save(request_rec *r)
 }
 
 /*
+ * Whether joins need the upgrade request itself. mod_auth_digest keeps
+ * per-request state (made when a request is read) that its checks in a
+ * subrequest take from the top request, so a request built from the copy
+ * would not do; with it loaded, sockets keep their upgrade request.
+ */
+static int ws_keep_request(void)
+{
+    return ap_find_linked_module("mod_auth_digest.c") != NULL;
+}
+
+/*
  * A request like the upgrade, on its own pool, as the parent of a join's
- * subrequest (worker thread): what Apache's own request creation sets, then
- * what the upgrade request had.
+ * subrequest (built on the loop thread, used on a worker): what Apache's own
+ * request creation sets, then what the upgrade request had.
  */
 static request_rec *ws_origin_request(apr_pool_t *p, rtb_conn_t *cn)
 {
@@ -697,8 +708,8 @@ static request_rec *ws_origin_request(apr_pool_t *p, rtb_conn_t *cn)
     r->request_config = ap_create_request_config(p);
     r->proto_output_filters = r->output_filters = c->output_filters;
     r->proto_input_filters = r->input_filters = c->input_filters;
-    ap_run_create_request(r);
     r->per_dir_config = o->server->lookup_defaults;
+    ap_run_create_request(r);
     r->read_body = REQUEST_NO_BODY;
     r->status = HTTP_OK;
     r->used_path_info = AP_REQ_DEFAULT_PATH_INFO;
@@ -730,12 +741,21 @@ static void ws_join(rtb_conn_t *cn, const char *board, long long since)
     j->pool = p;
     j->since = since;
     apr_cpystrn(j->board, board, sizeof(j->board));
-    if (!((ws_state_t *)cn->tdata)->origin) {
+    if (((ws_state_t *)cn->tdata)->origin) {
+        j->r = ws_origin_request(p, cn);
+    }
+    else if (cn->r) {
+        /* the kept upgrade request (see ws_keep_request): a shallow copy on
+         * the join's pool, sharing its per-request state */
+        j->r = apr_pmemdup(p, cn->r, sizeof(request_rec));
+        j->r->pool = p;
+        j->r->main = NULL;
+    }
+    else {
         apr_pool_destroy(p);
         ws_fail(cn, 1011, "internal error");
         return;
     }
-    j->r = ws_origin_request(p, cn);
     if (rtb_engine_defer(cn, ws_join_work, ws_join_done, j) < 0) {
         apr_pool_destroy(p);
         ws_fail(cn, 1011, "internal error");
@@ -1242,7 +1262,13 @@ static int ws_upgrade(request_rec *r, const rtb_route_t *rt)
     st->tokens = WS_MSG_BURST;
     st->tokens_at = apr_time_now();
     st->next_ping = apr_time_now() + apr_time_from_sec(cfg->ws_ping);
-    st->origin = ws_origin_save(r);
+    /* without a copy (kept request, or no memory for it) joins use the request */
+    st->origin = ws_keep_request() ? NULL : ws_origin_save(r);
+    cn->keep_request = st->origin == NULL;
+    /* the connection's log id now: logging from a join's worker would
+     * otherwise make it in the connection's pool, which the loop uses */
+    if (!c->log_id)
+        ap_run_generate_log_id(c, NULL, &c->log_id);
     cn->tdata = st;
     apr_pool_cleanup_register(c->pool, cn, ws_conn_cleanup, apr_pool_cleanup_null);
 

@@ -664,6 +664,24 @@ def test_exact_bytes_headers_connected_event_and_heartbeats(srv, alice_s, sboard
         c.stop()
 
 
+def test_head_of_a_stream_answers_its_head_at_once(srv, alice_s, sboard):
+    """HEAD gives the stream's head (after the same checks as GET) and ends."""
+    board, _ = sboard
+    t0 = time.monotonic()
+    r = requests.head(srv.url("/boards/%s/events" % board), auth=("alice", "alice"), timeout=5)
+    assert r.status_code == 200, r.status_code
+    assert r.headers["Content-Type"].startswith("text/event-stream"), r.headers
+    assert r.content == b""
+    assert time.monotonic() - t0 < 3
+    r = requests.head(srv.url("/boards/no-such-board/events"), auth=("alice", "alice"), timeout=5)
+    assert r.status_code == 404
+    # the connection that asked is served again (the HEAD was not left open)
+    with requests.Session() as s:
+        s.auth = ("alice", "alice")
+        assert s.head(srv.url("/boards/%s/events" % board), timeout=5).status_code == 200
+        assert s.get(srv.url("/boards/%s" % board), timeout=5).status_code == 200
+
+
 def test_event_stream_without_accept_header_still_streams(srv, alice_s, sboard):
     board, _ = sboard
     c = Curl(srv, "/boards/%s/events" % board)

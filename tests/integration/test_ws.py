@@ -817,6 +817,58 @@ def test_joins_after_the_upgrade_request_is_freed_are_still_decided_by_apache(
             ws.close()
 
 
+def write_digest_conf(server):
+    """mod_auth_digest and a board `dig` behind Digest authentication."""
+    import hashlib
+    realm = "rtboard-digest"
+    with open(os.path.join(server.var, "htdigest"), "w") as f:
+        for u in ("alice", "bob"):
+            f.write("%s:%s:%s\n" % (u, realm, hashlib.md5(
+                ("%s:%s:%s" % (u, realm, u)).encode()).hexdigest()))
+    os.makedirs(os.path.join(server.var, "conf.d"), exist_ok=True)
+    with open(os.path.join(server.var, "conf.d", "digest.conf"), "w") as f:
+        f.write("""LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so
+<Location /boards/dig>
+    AuthType Digest
+    AuthName "{realm}"
+    AuthDigestProvider file
+    AuthUserFile "{var}/htdigest"
+    Require valid-user
+</Location>
+""".format(realm=realm, var=server.var))
+
+
+@pytest.fixture(scope="module")
+def digest_srv(ws_servers):
+    return ws_servers(CHILDREN=2, prepare=write_digest_conf)
+
+
+def test_join_of_a_digest_board_is_decided_by_mod_auth_digest(digest_srv):
+    """mod_auth_digest keeps per-request state that a subrequest reads from its
+    parent: with it loaded, sockets keep their upgrade request and joins are
+    made from it. A join is still decided by Apache (Basic credentials do not
+    pass a Digest location: 4003), other boards join as usual, and the child
+    survives."""
+    srv = digest_srv
+    alice = srv.client("alice")
+    r = alice.post("/boards", {"id": "dig", "name": "Digest"})
+    assert r.status_code == 201, r.text
+    assert alice.get("/boards/dig").status_code == 401
+    other = alice.create_board(unique("nodig"))["id"]
+    for _ in range(2):
+        with RawWS(srv.port, "/ws", user="alice") as ws:
+            assert ws.status == 101, (ws.status, ws.body)
+            assert ws.recv_json()["type"] == "connected"
+            ws.send_json({"type": "join", "boardId": other})
+            got = ws.recv_until(lambda m: m["type"] == "error" or
+                                (m["type"] == "presence" and m["boardId"] == other))
+            assert got[0]["type"] == "joined", got
+            ws.send_json({"type": "join", "boardId": "dig"})
+            code, before = ws.expect_close()
+            assert code == 4003, (code, before)
+    assert "exit signal" not in srv.error_log()
+
+
 def ws_last(srv, board):
     return srv.client("alice").last_event_id(board)
 
