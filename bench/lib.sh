@@ -162,6 +162,21 @@ wait_ready() {
     done
 }
 
+# After the last event: waits up to $1 seconds until every client process
+# (pids after the pattern of their logs) printed COMPLETE (it has every event
+# on every socket), then asks them all for their reports at once (SIGUSR1),
+# so no process writes its report while the others still receive.
+collect_clients() {
+    secs=$1 pattern=$2; shift 2
+    end=$(($(date +%s) + secs))
+    while [ "$(cat $pattern 2>/dev/null | grep -c '^COMPLETE' || true)" -lt "$#" ] &&
+        [ "$(date +%s)" -lt "$end" ]; do
+        sleep 0.2
+    done
+    for p in "$@"; do kill -USR1 "$p" 2>/dev/null || true; done
+    wait_pids 20 "$@"
+}
+
 # Waits for the given pids to exit, up to $1 seconds; then sends SIGUSR1
 # (report now) and waits a little more.
 wait_pids() {

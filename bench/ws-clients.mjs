@@ -5,9 +5,9 @@
 // handshakes at a time; prints PROGRESS lines, then "READY ok=N failed=M"
 // once every socket has its `joined` message (or failed). Each socket then
 // records the arrival time (CLOCK_MONOTONIC ms) of every board event (the
-// messages with an "id"). Writes OUT and exits when every socket has EVENTS
-// events, or at once on SIGUSR1/SIGTERM; SIGUSR2 abandons sockets still
-// waiting for `joined`.
+// messages with an "id"). Prints "COMPLETE" when every socket has EVENTS
+// events; writes OUT and exits on SIGUSR1/SIGTERM; SIGUSR2 abandons sockets
+// still waiting for `joined`.
 //
 //   node ws-clients.mjs storm PORT BOARD FIRST COUNT TOTAL SPREAD_MS OUT
 // Connects users user<FIRST>..user<FIRST+COUNT-1> (password: the name), one
@@ -79,7 +79,8 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
                 if (s.seen.size === events && !s.done) {
                     s.done = true;
                     complete++;
-                    if (ready && complete === ok) finish();
+                    // the report waits for SIGUSR1 (see sse-subscribers.mjs)
+                    if (ready && complete === ok) console.log('COMPLETE');
                 }
             } else if (m.type === 'joined' && s.state === 'connecting') {
                 s.base = m.lastEventId;
