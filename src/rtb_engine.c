@@ -939,6 +939,15 @@ int rtb_conn_hand_off(rtb_conn_t *cn)
     ap_set_module_config(c->conn_config, &rtboard_module, cn);
     cn->counted = 1;
     engine_count(cn, 1);
+    /*
+     * From here on, memory the connection frees (its request, at release)
+     * goes back to the system instead of staying in its allocator's free
+     * list for the stream's whole life. Only for streams: on a keep-alive
+     * connection this would unmap and map a block on every request. The
+     * engine destroys the connection's pool itself, so the allocator never
+     * returns to the MPM's recycled pools with this setting.
+     */
+    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
     return SUSPENDED;
 }
 
@@ -1135,13 +1144,6 @@ static int engine_status_hook(request_rec *r, int flags)
  * next request, so freed blocks go back to the process, where other
  * connections reuse them.
  */
-static int engine_pre_connection(conn_rec *c, void *csd)
-{
-    (void)csd;
-    apr_allocator_max_free_set(apr_pool_allocator_get(c->pool), 1);
-    return OK;
-}
-
 /*
  * Holds the response head until the first bytes of the body come with a
  * FLUSH, and passes both at once. HTTP_HEADER passes the head on its own,
@@ -1193,7 +1195,6 @@ void rtb_engine_register_hooks(apr_pool_t *p)
     (void)p;
     engine_head_filter_handle = ap_register_output_filter(
         "RTBOARD_HEAD", engine_head_filter, NULL, (ap_filter_type)(AP_FTYPE_PROTOCOL + 5));
-    ap_hook_pre_connection(engine_pre_connection, NULL, NULL, APR_HOOK_LAST);
     ap_hook_suspend_connection(engine_suspend_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(engine_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, engine_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
