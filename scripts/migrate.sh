@@ -6,15 +6,17 @@ set -eu
 db="$1"
 here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$(dirname "$db")"
-v=$(sqlite3 "$db" "PRAGMA user_version;")
+# a running server may be writing (graceful restart): wait for its locks
+sq() { sqlite3 -cmd ".timeout 30000" "$@"; }
+v=$(sq "$db" "PRAGMA user_version;")
 for f in "$here"/sql/sqlite/[0-9][0-9][0-9]_*.sql; do
     n=$(basename "$f"); n=${n%%_*}; n=$(expr "$n" + 0)
     if [ "$n" -gt "$v" ]; then
         { echo "BEGIN;"; cat "$f"; echo "PRAGMA user_version = $n;"; echo "COMMIT;"; } |
-            sqlite3 -bail "$db"
+            sq -bail "$db"
         echo "migrated $db to version $n"
     fi
 done
 # WAL is a property of the file; set once here, not per connection
-sqlite3 "$db" "PRAGMA journal_mode = WAL;" >/dev/null
-[ "${RTB_SEED:-1}" = 0 ] || sqlite3 -bail "$db" < "$here/sql/sqlite/seed.sql"
+sq "$db" "PRAGMA journal_mode = WAL;" >/dev/null
+[ "${RTB_SEED:-1}" = 0 ] || sq -bail "$db" < "$here/sql/sqlite/seed.sql"
