@@ -1139,12 +1139,6 @@ static int engine_status_hook(request_rec *r, int flags)
 }
 
 /*
- * Why: a connection's pool keeps every block it ever freed (the request
- * read buffer, the request's pool) for its next request. A stream has no
- * next request, so freed blocks go back to the process, where other
- * connections reuse them.
- */
-/*
  * Holds the response head until the first bytes of the body come with a
  * FLUSH, and passes both at once. HTTP_HEADER passes the head on its own,
  * which the core output filter would set aside in a "deferred write" pool
