@@ -12,7 +12,7 @@
 // SSE_READY=headers counts a stream as connected on its 200 header, and
 // SSE_IDS=data takes each event's id from the "id" of its JSON data.
 import net from 'node:net';
-import fs from 'node:fs';
+import { cpuMs, nowMs, record, streamFields, writeReport } from './tally.mjs';
 
 const [port, board, countS, eventsS, out, cred = 'alice:alice', parS = '200'] =
     process.argv.slice(2);
@@ -23,8 +23,6 @@ const readyOnHeaders = process.env.SSE_READY === 'headers';
 const idsFromData = process.env.SSE_IDS === 'data';
 const request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
     `Authorization: Basic ${auth}\r\nAccept: text/event-stream\r\n\r\n`;
-const cpuMs = () => { const u = process.cpuUsage(); return Math.round((u.user + u.system) / 1000); };
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 const subs = [];
 let started = 0, pending = 0, ok = 0, failed = 0, ready = false, complete = 0, closed = 0;
@@ -63,16 +61,7 @@ function onEvent(s, ev) {
         return;
     }
     const id = +ev.id;
-    const t = nowMs();
-    if (s.seen.has(id)) { s.dup++; return; }
-    s.seen.add(id);
-    if (id <= s.last) s.outOfOrder++;
-    s.last = id;
-    const k = id - s.base - 1;
-    if (k >= 0 && k < events) arrivals[k].push(t);
-    else s.unexpected++;
-    if (s.seen.size === events && !s.done) {
-        s.done = true;
+    if (record(s, id, nowMs(), events, arrivals)) {
         complete++;
         // the report waits for SIGUSR1, so that writing it does not take CPU
         // from the other client processes still receiving
@@ -137,8 +126,7 @@ function feedBody(s, buf) {
 function open() {
     const s = {
         state: 'connecting', head: Buffer.alloc(0), chunked: false, cbuf: Buffer.alloc(0),
-        crem: 0, text: '', ev: {}, base: 0, last: 0, seen: new Set(), dup: 0,
-        outOfOrder: 0, unexpected: 0, done: false, opened: false,
+        crem: 0, text: '', ev: {}, opened: false, ...streamFields(),
     };
     subs.push(s);
     started++; pending++;
@@ -181,22 +169,8 @@ let finished = false, cpuAtReady = 0;
 function finish() {
     if (finished) return;
     finished = true;
-    let missing = 0, dup = 0, outOfOrder = 0, unexpected = 0, perfect = 0;
-    for (const s of subs) {
-        if (!s.opened) continue;
-        const got = [...s.seen].filter((id) => id > s.base && id <= s.base + events).length;
-        missing += events - got;
-        dup += s.dup;
-        outOfOrder += s.outOfOrder;
-        unexpected += s.unexpected;
-        if (got === events && s.dup === 0 && s.outOfOrder === 0 && s.unexpected === 0) perfect++;
-    }
-    const bases = [...new Set(subs.filter((s) => s.opened).map((s) => s.base))];
-    fs.writeFileSync(out, JSON.stringify({
-        streams: count, ok, failed, closedAfterOpen: closed, failReasons, bases,
-        missing, dup, outOfOrder, unexpected, perfect, cpuMs: cpuMs() - cpuAtReady,
-        arrivals: arrivals.map((a) => a.map((t) => Math.round(t * 1000) / 1000)),
-    }));
+    writeReport(out, subs, events, arrivals, { streams: count, ok, failed,
+        closedAfterOpen: closed, failReasons, cpuMs: cpuMs() - cpuAtReady });
     for (const s of subs) s.sock.destroy();
     process.exit(0);
 }

@@ -19,10 +19,9 @@
 import WebSocket from 'ws';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import { cpuMs, nowMs, record, streamFields, writeReport } from './tally.mjs';
 
 const mode = process.argv[2];
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-const cpuMs = () => { const u = process.cpuUsage(); return Math.round((u.user + u.system) / 1000); };
 const basic = (cred) => 'Basic ' + Buffer.from(cred).toString('base64');
 
 function connect(port, board, cred) {
@@ -59,8 +58,7 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
     }
 
     function open() {
-        const s = { state: 'connecting', opened: false, base: 0, last: 0, seen: new Set(), dup: 0,
-            outOfOrder: 0, unexpected: 0, done: false };
+        const s = { state: 'connecting', opened: false, ...streamFields() };
         socks.push(s);
         started++; pending++;
         s.ws = connect(port, board, cred);
@@ -69,15 +67,7 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
             let m;
             try { m = JSON.parse(data); } catch { return fail(s, 'bad JSON'); }
             if (m.id !== undefined) {
-                if (s.seen.has(m.id)) { s.dup++; return; }
-                s.seen.add(m.id);
-                if (m.id <= s.last) s.outOfOrder++;
-                s.last = m.id;
-                const k = m.id - s.base - 1;
-                if (k >= 0 && k < events) arrivals[k].push(t);
-                else s.unexpected++;
-                if (s.seen.size === events && !s.done) {
-                    s.done = true;
+                if (record(s, m.id, t, events, arrivals)) {
                     complete++;
                     // the report waits for SIGUSR1 (see sse-subscribers.mjs)
                     if (ready && complete === ok) console.log('COMPLETE');
@@ -110,22 +100,8 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
     function finish() {
         if (finished) return;
         finished = true;
-        let missing = 0, dup = 0, outOfOrder = 0, unexpected = 0, perfect = 0;
-        for (const s of socks) {
-            if (!s.opened) continue;
-            const got = [...s.seen].filter((id) => id > s.base && id <= s.base + events).length;
-            missing += events - got;
-            dup += s.dup;
-            outOfOrder += s.outOfOrder;
-            unexpected += s.unexpected;
-            if (got === events && s.dup === 0 && s.outOfOrder === 0 && s.unexpected === 0) perfect++;
-        }
-        const bases = [...new Set(socks.filter((s) => s.opened).map((s) => s.base))];
-        fs.writeFileSync(out, JSON.stringify({
-            streams: count, ok, failed, closedAfterOpen: closed, failReasons, bases,
-            missing, dup, outOfOrder, unexpected, perfect, cpuMs: cpuMs() - cpuAtReady,
-            arrivals: arrivals.map((a) => a.map((t) => Math.round(t * 1000) / 1000)),
-        }));
+        writeReport(out, socks, events, arrivals, { streams: count, ok, failed,
+            closedAfterOpen: closed, failReasons, cpuMs: cpuMs() - cpuAtReady });
         for (const s of socks) {
             s.state = 'failed';
             s.ws.terminate();
