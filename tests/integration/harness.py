@@ -29,6 +29,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import requests
@@ -213,6 +214,57 @@ class Server:
         c = Client(self, user)
         self._clients.append(c)
         return c
+
+
+# a child process that died of a signal, as the parent logs it
+CRASH = re.compile(r"Segmentation fault|exit signal (Aborted|Bus error|Illegal instruction|"
+                   r"Floating point exception)")
+
+
+def crash_lines(log):
+    """The lines of an error log that say a child process crashed."""
+    return [l for l in log.splitlines() if CRASH.search(l)]
+
+
+class ServerPool:
+    """Servers started by one test module. close() stops them and asserts that
+    no child process crashed (error.log has no "Segmentation fault")."""
+
+    def __init__(self):
+        self.servers = []
+        self.unchecked = set()
+
+    def start(self, check_crash=True, **settings):
+        s = Server(**settings)
+        self.servers.append(s)
+        if not check_crash:  # for a test that checks error.log itself
+            self.unchecked.add(s)
+        return s.start()
+
+    def close(self):
+        """Stops every server (in parallel), then checks their error logs."""
+        errors = []
+
+        def stop(s):
+            try:
+                s.stop()
+            except Exception as e:  # reported below, after the others stopped
+                errors.append("%s: %r" % (s.var, e))
+
+        threads = [threading.Thread(target=stop, args=(s,)) for s in self.servers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        crashed = []
+        for s in self.servers:
+            lines = crash_lines(s.error_log())
+            if s not in self.unchecked and lines:
+                crashed.append("%s (%r): %s" % (s.var, s.settings, lines[:5]))
+            s.cleanup()
+        self.servers = []
+        assert not errors, errors
+        assert not crashed, "a child process crashed:\n" + "\n".join(crashed)
 
 
 def pid_alive(pid):

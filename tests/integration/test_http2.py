@@ -12,7 +12,6 @@ import pytest
 
 from harness import unique, wait_until
 from test_sse import Curl
-from test_ws_protocol import ws_servers  # noqa: F401
 
 H2 = ["--http2-prior-knowledge"]
 

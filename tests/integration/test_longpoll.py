@@ -11,16 +11,9 @@ import pytest
 import requests
 
 from harness import assert_error, wait_until
-from test_sse import Fleet, ServerPool, busy_workers, new_board, status
+from test_sse import Fleet, busy_workers, new_board, status
 
 POLL_KEYS = {"data", "lastEventId", "timeout"}
-
-
-@pytest.fixture(scope="module")
-def servers(built_module):
-    pool = ServerPool()
-    yield pool
-    pool.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,63 +24,9 @@ import time
 import pytest
 import requests
 
-from harness import ROOT, RawResponse, Server, assert_error, unique, wait_until
+from harness import ROOT, RawResponse, assert_error, unique, wait_until
 
 JS_DIR = os.path.join(ROOT, "tests", "js")
-CRASH = re.compile(r"Segmentation fault|exit signal (Aborted|Bus error|Illegal instruction)")
-
-
-# ---------------------------------------------------------------------------
-# servers started by these modules
-
-
-class ServerPool:
-    """Servers started by one test module. close() stops them and asserts that
-    no child process crashed (error.log has no "Segmentation fault")."""
-
-    def __init__(self):
-        self.servers = []
-        self.unchecked = set()
-
-    def start(self, check_crash=True, **settings):
-        s = Server(**settings)
-        self.servers.append(s)
-        if not check_crash:  # for a test that checks error.log itself
-            self.unchecked.add(s)
-        return s.start()
-
-    def close(self):
-        """Stops every server (in parallel), then checks their error logs."""
-        errors = []
-
-        def stop(s):
-            try:
-                s.stop()
-            except Exception as e:  # reported below, after the others stopped
-                errors.append("%s: %r" % (s.var, e))
-
-        threads = [threading.Thread(target=stop, args=(s,)) for s in self.servers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        crashed = []
-        for s in self.servers:
-            log = s.error_log()
-            if s not in self.unchecked and CRASH.search(log):
-                lines = [l for l in log.splitlines() if CRASH.search(l)]
-                crashed.append("%s (%r): %s" % (s.var, s.settings, lines[:5]))
-            s.cleanup()
-        self.servers = []
-        assert not errors, errors
-        assert not crashed, "a child process crashed:\n" + "\n".join(crashed)
-
-
-@pytest.fixture(scope="module")
-def servers(built_module):
-    pool = ServerPool()
-    yield pool
-    pool.close()
 
 
 # ---------------------------------------------------------------------------

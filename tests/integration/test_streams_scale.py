@@ -14,15 +14,8 @@ import pytest
 import requests
 
 from harness import pid_alive, wait_until
-from test_sse import (Fleet, ServerPool, SSEStream, Writer, busy_workers, ids,
+from test_sse import (Fleet, SSEStream, Writer, busy_workers, ids,
                       new_board, status)
-
-
-@pytest.fixture(scope="module")
-def servers(built_module):
-    pool = ServerPool()
-    yield pool
-    pool.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ import requests
 import websockets
 
 from harness import unique, wait_until
-from test_ws_protocol import (OP_CLOSE, OP_PING, OP_PONG, RawWS, basic, open_ws,  # noqa: F401
-                               ws_servers)
+from test_ws_protocol import OP_CLOSE, OP_PING, OP_PONG, RawWS, basic, open_ws  # noqa: F401
 
 HISTORY = 64
 WSPING = 2
@@ -210,6 +209,16 @@ def users(presence):
     return set(ids)
 
 
+async def alice_and_bob(srv, bid):
+    """alice, then bob, joined to bid by message; alice has had bob's user_joined."""
+    alice = await connect(srv)  # joins by message: see next_event
+    await join(alice, bid)
+    bob = await connect(srv, user="bob")
+    await join(bob, bid)
+    assert (await recv(alice))["type"] == "user_joined"
+    return alice, bob
+
+
 async def connect_apart(server, avoid_pid, path="/ws", user="bob", tries=60):
     """Connects until the socket lands in a child other than avoid_pid."""
     extra = []
@@ -313,11 +322,7 @@ def test_typing_expires_5_seconds_after_the_last_refresh(srv, board):
     bid, _ = board
 
     async def scenario():
-        alice = await connect(srv)  # joins by message: see next_event
-        await join(alice, bid)
-        bob = await connect(srv, user="bob")
-        await join(bob, bid)
-        assert (await recv(alice))["type"] == "user_joined"
+        alice, bob = await alice_and_bob(srv, bid)
         typing = {"type": "typing", "boardId": bid, "taskId": 7}
         await bob.send(json.dumps(typing))
         t0 = time.monotonic()
@@ -344,11 +349,7 @@ def test_cursors_are_rate_limited_and_keep_the_latest_position(srv, board):
     bid, _ = board
 
     async def scenario():
-        alice = await connect(srv)  # joins by message: see next_event
-        await join(alice, bid)
-        bob = await connect(srv, user="bob")
-        await join(bob, bid)
-        assert (await recv(alice))["type"] == "user_joined"
+        alice, bob = await alice_and_bob(srv, bid)
         for x in range(40):
             await alice.send(json.dumps({"type": "cursor", "boardId": bid, "x": x, "y": -x}))
         got = await recv_until(bob, lambda m: m.get("x") == 39, 5)

@@ -3,84 +3,31 @@ raw sockets: every violation must be answered with the right close code and the 
 of the TCP connection; valid control frames must be answered correctly. Also the
 handshake's refusals (version, missing Upgrade, no credentials).
 
-This module also holds the raw client (RawWS) and the server fixture that
-test_ws.py and test_wss.py import.
+This module also holds the raw client (RawWS) that test_ws.py and test_wss.py
+import; their server fixture, ws_servers, is in conftest.py.
 """
 
 import base64
 import hashlib
 import json
 import os
-import re
 import select
-import shutil
 import socket
 import struct
-import tempfile
 import time
 
 import pytest
 
-from harness import ROOT, Server, unique
+from harness import unique
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_MESSAGE = 64 * 1024  # RTBoardWSMaxMessage default
-CRASH = re.compile(r"^.*exit signal (Segmentation fault|Aborted|Bus error|Illegal instruction|"
-                   r"Floating point exception).*$", re.M)
 
 
 def basic(user, password=None):
     raw = "%s:%s" % (user, user if password is None else password)
     return "Basic " + base64.b64encode(raw.encode()).decode()
-
-
-# ---------------------------------------------------------------------------
-# servers
-
-
-@pytest.fixture(scope="module")
-def ws_servers(built_module):
-    """ws_servers(**settings) -> a started Server running a private copy of the module.
-
-    The copy keeps the servers of this module alive while the shared build output
-    is rewritten. After the module every server is stopped and its error.log must
-    show no child that died of a signal such as a segmentation fault."""
-    moddir = tempfile.mkdtemp(prefix="wsmod-", dir=os.path.join(ROOT, "build"))
-    module = os.path.join(moddir, "mod_rtboard.so")
-    for _ in range(20):  # a copy taken while the build rewrites the file is retaken
-        before = os.stat(built_module)
-        shutil.copyfile(built_module, module)
-        after = os.stat(built_module)
-        if ((before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size) ==
-                (after.st_mtime_ns, os.path.getsize(module))):
-            break
-        time.sleep(0.5)
-    made = []
-
-    def make(prepare=None, **settings):
-        """prepare(server), when given, runs on the fresh state directory before the start."""
-        settings.setdefault("MODULE", module)
-        s = Server(**settings)
-        made.append(s)
-        if prepare:
-            prepare(s)
-        return s.start()
-
-    yield make
-    problems = []
-    for s in made:
-        try:
-            s.stop()
-        finally:
-            crashes = CRASH.findall(s.error_log())
-            if crashes or "Segmentation fault" in s.error_log():
-                lines = [l for l in s.error_log().splitlines() if "exit signal" in l]
-                problems.append("%s (kept): %s" % (s.var, "\n".join(lines[:10])))
-            else:
-                s.cleanup()
-    shutil.rmtree(moddir, ignore_errors=True)
-    assert not problems, "children crashed:\n" + "\n".join(problems)
 
 
 # ---------------------------------------------------------------------------

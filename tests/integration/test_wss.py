@@ -16,7 +16,7 @@ import requests
 import websockets
 
 from harness import free_port, unique, wait_until
-from test_ws_protocol import OP_PONG, OP_PING, OP_TEXT, RawWS, basic, build_frame, ws_servers  # noqa: F401
+from test_ws_protocol import OP_PONG, OP_PING, OP_TEXT, RawWS, basic, build_frame  # noqa: F401
 
 
 def write_tls_conf(server):
