@@ -2,10 +2,9 @@
  * rtb_bus: shared memory, global mutexes and futex wake-ups. See rtb_bus.h.
  */
 #include "rtb_bus.h"
+#include "rtb_config.h"
 
 #include "http_log.h"
-
-APLOG_USE_MODULE(rtboard);
 #include "http_main.h"
 #include "util_mutex.h"
 #include "ap_mpm.h"
@@ -20,6 +19,8 @@ APLOG_USE_MODULE(rtboard);
 #include <time.h>
 #include <pthread.h>
 #include <sched.h>
+
+APLOG_USE_MODULE(rtboard);
 
 #define BUS_RETAINED_KEY "mod_rtboard-bus"
 #define BUS_MAGIC 0x52544232u /* "RTB2" */
@@ -166,17 +167,6 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-void rtb_bus_release_pid(apr_uint32_t pid)
-{
-    int i;
-    if (!bus_hdr)
-        return;
-    for (i = 0; i < RTB_MAX_CHILD_SLOTS; i++) {
-        if (bus_hdr->slots[i].pid == pid)
-            apr_atomic_cas32(&bus_hdr->slots[i].pid, 0, pid);
-    }
-}
-
 rtb_presence_t *rtb_bus_presence(void)
 {
     return bus_hdr ? bus_hdr->presence : NULL;
@@ -207,17 +197,27 @@ apr_uint64_t rtb_bus_published(void)
     return bus_hdr ? bus_hdr->published : 0;
 }
 
-apr_status_t rtb_ring_lock(void)
+apr_uint64_t rtb_bus_ring_position(void)
+{
+    apr_uint64_t g;
+    if (!bus_ring || rtb_bus_lock() != APR_SUCCESS)
+        return 0;
+    g = rtb_ring_next(bus_ring);
+    rtb_bus_unlock();
+    return g;
+}
+
+apr_status_t rtb_bus_lock(void)
 {
     return apr_global_mutex_lock(bus_ret->ring_mutex);
 }
 
-void rtb_ring_unlock(void)
+void rtb_bus_unlock(void)
 {
     apr_global_mutex_unlock(bus_ret->ring_mutex);
 }
 
-apr_status_t rtb_write_lock(server_rec *s)
+apr_status_t rtb_bus_write_lock(server_rec *s)
 {
     apr_status_t rv;
     int spin;
@@ -252,7 +252,7 @@ apr_status_t rtb_write_lock(server_rec *s)
     return rv;
 }
 
-void rtb_write_unlock(server_rec *s)
+void rtb_bus_write_unlock(server_rec *s)
 {
     (void)s;
     pthread_mutex_unlock(&bus_hdr->write_lock);
@@ -285,7 +285,7 @@ void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind
     apr_uint64_t g;
     if (!bus_ring)
         return;
-    if (rtb_ring_lock() != APR_SUCCESS) {
+    if (rtb_bus_lock() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "RTB0018: ring lock failed; event %s/%"
                      APR_UINT64_T_FMT " reaches streams by resume only", board, id);
         return;
@@ -293,7 +293,7 @@ void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind
     g = rtb_ring_append(bus_ring, board, id, (uint32_t)kind, json, (uint32_t)len);
     if (g)
         bus_hdr->published++;
-    rtb_ring_unlock();
+    rtb_bus_unlock();
     if (!g)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "RTB0019: event %s/%" APR_UINT64_T_FMT " too large for the ring; "

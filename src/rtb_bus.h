@@ -7,7 +7,7 @@
 #ifndef RTB_BUS_H
 #define RTB_BUS_H
 
-#include "rtb_config.h"
+#include "httpd.h"
 #include "rtb_ring.h"
 
 #define RTB_MAX_CHILD_SLOTS 256
@@ -57,7 +57,10 @@ typedef struct {
     apr_time_t expires;
 } rtb_ticket_t;
 
-/* Shared tables, guarded by the ring lock. */
+/* Kinds of ring records (the ring's opaque kind word). */
+enum { RTB_KIND_EVENT = 0, RTB_KIND_EPHEMERAL = 1 };
+
+/* Shared tables, guarded by the bus lock (rtb_bus_lock). */
 rtb_presence_t *rtb_bus_presence(void);
 rtb_ticket_t *rtb_bus_tickets(void);
 
@@ -70,10 +73,37 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s);
 /* Per-child attach of the mutexes (child_init). */
 void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s);
 
-/* The ring and its lock. Hold the lock while reading records. */
+/*
+ * The ring, and the bus lock: the global mutex (`Mutex rtboard-ring`) that
+ * guards the ring, the presence table and the tickets. Hold it while
+ * reading records; never while writing to a client or the database.
+ */
 rtb_ring_t *rtb_bus_ring(void);
-apr_status_t rtb_ring_lock(void);
-void rtb_ring_unlock(void);
+apr_status_t rtb_bus_lock(void);
+void rtb_bus_unlock(void);
+
+/*
+ * The ring's next gseq. A handler takes it BEFORE reading the store, so
+ * whatever is published while it reads is caught up from the ring later.
+ */
+apr_uint64_t rtb_bus_ring_position(void);
+
+/*
+ * Serialises the writers of this server (node), so that event ids follow
+ * commit order and are published in id order. A writer killed while holding
+ * it does not wedge the others (robust mutex).
+ */
+apr_status_t rtb_bus_write_lock(server_rec *s);
+void rtb_bus_write_unlock(server_rec *s);
+
+/*
+ * Appends a committed event (kind RTB_KIND_EVENT, per-board `id`) or an
+ * ephemeral message (RTB_KIND_EPHEMERAL, id 0) to the ring and wakes every
+ * child. A record too large for the ring is logged; streams of that board
+ * then resume from the database.
+ */
+void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind,
+                     const char *json, apr_size_t len);
 
 /* Waits until the wake word differs from `seen` or `timeout_ms` pass. */
 void rtb_bus_wait(apr_uint32_t seen, int timeout_ms);
@@ -83,8 +113,5 @@ apr_uint32_t rtb_bus_wake_value(void);
 rtb_child_slot_t *rtb_bus_my_slot(void);
 rtb_child_slot_t *rtb_bus_slots(void);
 apr_uint64_t rtb_bus_published(void);
-
-/* Frees the slot of a child that exited (parent side). */
-void rtb_bus_release_pid(apr_uint32_t pid);
 
 #endif

@@ -7,7 +7,8 @@
  * word and wakes the loop's pollset when any child publishes.
  */
 #include "rtb_engine.h"
-#include "rtb_rest.h"
+#include "rtb_blocking.h"
+#include "rtb_config.h"
 #include "rtb_ring.h"
 
 #include "http_core.h"
@@ -18,7 +19,6 @@
 #include "mpm_common.h"
 #include "ap_mpm.h"
 #include "scoreboard.h"
-#include "mod_status.h"
 #include "apr_strings.h"
 #include "apr_poll.h"
 #include "apr_thread_proc.h"
@@ -26,32 +26,17 @@
 #include "apr_atomic.h"
 #include "apr_thread_pool.h"
 
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <linux/sockios.h>
-
 APLOG_USE_MODULE(rtboard);
 
 #define ENGINE_TIMER_INTERVAL apr_time_from_msec(500)
 #define ENGINE_DESTROY_GRACE apr_time_from_msec(100)
 #define ENGINE_SOCKET_TIMEOUT apr_time_from_msec(500)
-#define ENGINE_MAX_RECORDS_PER_PASS 20000
 
 typedef struct engine_board_t {
     const char *name;
     rtb_sub_t *subs;
     apr_uint32_t count;
 } engine_board_t;
-
-/* A record copied out of the ring, so the lock is not held while writing. */
-typedef struct {
-    const char *board;
-    apr_uint64_t gseq;
-    apr_uint64_t id;
-    int kind;
-    const char *json;
-    apr_size_t len;
-} engine_rec_t;
 
 typedef struct engine_job_t {
     rtb_conn_t *cn;
@@ -65,7 +50,6 @@ static struct {
     server_rec *s;
     apr_thread_pool_t *workers; /* blocking work for the loop: join checks, replays */
     engine_job_t *done_jobs;    /* guarded by qlock */
-    apr_uint32_t next_id;
     apr_pool_t *pool;
     apr_pollset_t *ps;
     apr_thread_mutex_t *qlock;
@@ -84,66 +68,17 @@ static struct {
     apr_pool_t *pass_pool; /* cleared at every pass */
 } eng;
 
-/* ------------------------------------------------------------------ */
-/* counters                                                             */
+static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto);
+static void engine_run_done_jobs(void);
+static void engine_mark_dirty(rtb_conn_t *cn);
+static void engine_set_pollout(rtb_conn_t *cn, int on);
+static void engine_queue_close(rtb_conn_t *cn);
 
-static void engine_count(rtb_conn_t *cn, int delta)
-{
-    rtb_child_slot_t *sl = rtb_bus_my_slot();
-    int t = cn->blocking ? RTB_T_BLOCKING : cn->vt->transport;
-    if (sl)
-        apr_atomic_add32(&sl->conns[t], (apr_uint32_t)delta);
-}
-
-void rtb_engine_count_delivered(apr_uint64_t n)
-{
-    rtb_child_slot_t *sl = rtb_bus_my_slot();
-    if (sl)
-        sl->delivered += n;
-}
-
-/* ------------------------------------------------------------------ */
-/* connection records                                                   */
-
-apr_uint64_t rtb_engine_ring_position(void)
-{
-    rtb_ring_t *ring = rtb_bus_ring();
-    apr_uint64_t g;
-    if (!ring || rtb_ring_lock() != APR_SUCCESS)
-        return 0;
-    g = rtb_ring_next(ring);
-    rtb_ring_unlock();
-    return g;
-}
-
-rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint64_t start_gseq)
-{
-    conn_rec *c = r->connection;
-    rtb_conn_t *cn = apr_pcalloc(c->pool, sizeof(*cn));
-    apr_os_sock_t fd = -1;
-    cn->r = r;
-    cn->c = c;
-    cn->vt = vt;
-    cn->sock = ap_get_conn_socket(c);
-    if (cn->sock)
-        apr_os_sock_get(&fd, cn->sock);
-    cn->fd = fd;
-    cn->out = vt->http_body ? r->output_filters : c->output_filters;
-    cn->bb = apr_brigade_create(c->pool, c->bucket_alloc);
-    cn->ibb = apr_brigade_create(c->pool, c->bucket_alloc);
-    cn->scratch = r->pool;
-    cn->start_gseq = start_gseq;
-    cn->id = apr_atomic_inc32(&eng.next_id) + 1;
-    cn->user = r->user ? apr_pstrdup(c->pool, r->user) : "anonymous";
-    cn->name = cn->user;
-    {
-        rtb_cfg_t *cfg = rtb_cfg(r->server);
-        const char *n = cfg->name_var ? apr_table_get(r->subprocess_env, cfg->name_var) : NULL;
-        if (n && *n)
-            cn->name = apr_pstrdup(c->pool, n);
-    }
-    return cn;
-}
+static const rtb_conn_loop_t engine_loop_ops = {
+    .mark_dirty = engine_mark_dirty,
+    .set_pollout = engine_set_pollout,
+    .queue_close = engine_queue_close,
+};
 
 static engine_board_t *engine_board(const char *name, int create)
 {
@@ -189,10 +124,7 @@ static void engine_unlink_sub(rtb_sub_t *sub)
     b->count--;
 }
 
-static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto);
-static void engine_run_done_jobs(void);
-
-rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id)
+rtb_sub_t *rtb_engine_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t last_id)
 {
     rtb_sub_t *sub = apr_pcalloc(cn->c->pool, sizeof(*sub));
     sub->cn = cn;
@@ -208,7 +140,7 @@ rtb_sub_t *rtb_conn_subscribe(rtb_conn_t *cn, const char *board, apr_uint64_t la
     return sub;
 }
 
-void rtb_conn_catch_up(rtb_conn_t *cn, apr_uint64_t from)
+void rtb_engine_catch_up(rtb_conn_t *cn, apr_uint64_t from)
 {
     apr_pool_t *p;
     apr_uint64_t save = cn->start_gseq;
@@ -221,7 +153,7 @@ void rtb_conn_catch_up(rtb_conn_t *cn, apr_uint64_t from)
     apr_pool_destroy(p);
 }
 
-void rtb_conn_unsubscribe(rtb_conn_t *cn, rtb_sub_t *sub)
+void rtb_engine_unsubscribe(rtb_conn_t *cn, rtb_sub_t *sub)
 {
     (void)cn;
     engine_unlink_sub(sub);
@@ -236,49 +168,6 @@ static void engine_mark_dirty(rtb_conn_t *cn)
     eng.dirty = cn;
 }
 
-void rtb_conn_write(rtb_conn_t *cn, const char *buf, apr_size_t len)
-{
-    rtb_cfg_t *cfg;
-    /* once closing, only the transport's last words (on_close) go out */
-    if (cn->closing && (!cn->final || cn->close_why == RTB_CLOSE_PEER))
-        return;
-    cfg = rtb_cfg(cn->c->base_server);
-    if (cn->olen + len > cfg->out_cap && !cn->closing) {
-        rtb_child_slot_t *sl = rtb_bus_my_slot();
-        if (sl)
-            sl->dropped++;
-        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cn->c,
-                      "RTB0040: client too slow (%" APR_SIZE_T_FMT " bytes queued); cut, it "
-                      "resumes by event id",
-                      cn->olen);
-        rtb_conn_close(cn, RTB_CLOSE_SLOW);
-        return;
-    }
-    if (cn->olen + len > cn->ocap) {
-        apr_size_t nc = cn->ocap ? cn->ocap * 2 : 1024;
-        char *nb;
-        while (nc < cn->olen + len)
-            nc *= 2;
-        nb = realloc(cn->obuf, nc);
-        if (!nb) {
-            rtb_conn_close(cn, RTB_CLOSE_SLOW);
-            return;
-        }
-        cn->obuf = nb;
-        cn->ocap = nc;
-    }
-    memcpy(cn->obuf + cn->olen, buf, len);
-    cn->olen += len;
-    engine_mark_dirty(cn);
-}
-
-static void engine_free_obuf(rtb_conn_t *cn)
-{
-    free(cn->obuf);
-    cn->obuf = NULL;
-    cn->olen = cn->ocap = 0;
-}
-
 static void engine_set_pollout(rtb_conn_t *cn, int on)
 {
     if (!cn->in_pollset || cn->want_out == on)
@@ -287,51 +176,6 @@ static void engine_set_pollout(rtb_conn_t *cn, int on)
     cn->pfd.reqevents = APR_POLLIN | (on ? APR_POLLOUT : 0);
     apr_pollset_add(eng.ps, &cn->pfd);
     cn->want_out = on;
-}
-
-/* Room in the socket's send buffer, so a write with FLUSH will not block. */
-static int engine_socket_room(rtb_conn_t *cn, apr_size_t len)
-{
-    int outq = 0, sndbuf = 0;
-    socklen_t sl = sizeof(sndbuf);
-    /* only the loop must never block: a handler or the blocking path may wait */
-    if (cn->fd < 0 || cn->blocking || !cn->in_pollset)
-        return 1;
-    if (ioctl(cn->fd, SIOCOUTQ, &outq) < 0 ||
-        getsockopt(cn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0)
-        return 1;
-    /* the kernel doubles SO_SNDBUF for bookkeeping: use half, conservatively */
-    return (apr_size_t)outq + len <= (apr_size_t)sndbuf / 2 || outq == 0;
-}
-
-int rtb_conn_flush(rtb_conn_t *cn)
-{
-    apr_status_t rv;
-    if (!cn->olen)
-        return 0;
-    if (cn->c->aborted)
-        return -1;
-    if (!cn->closing && !engine_socket_room(cn, cn->olen)) {
-        engine_set_pollout(cn, 1);
-        return 0;
-    }
-    /* the bucket takes the buffer as it is (free() when written): no copy,
-     * and no allocation from the connection's pool on every event */
-    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_heap_create(cn->obuf, cn->olen, free,
-                                                           cn->c->bucket_alloc));
-    cn->obuf = NULL;
-    cn->olen = cn->ocap = 0;
-    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_flush_create(cn->c->bucket_alloc));
-    rv = ap_pass_brigade(cn->out, cn->bb);
-    apr_brigade_cleanup(cn->bb);
-    engine_set_pollout(cn, 0);
-    if (rv != APR_SUCCESS || cn->c->aborted) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, cn->c, "RTB0041: write failed; closing");
-        cn->c->aborted = 1;
-        rtb_conn_close(cn, RTB_CLOSE_PEER);
-        return -1;
-    }
-    return 0;
 }
 
 /* Puts a connection on the closing list once; only adopted ones belong there. */
@@ -344,46 +188,7 @@ static void engine_queue_close(rtb_conn_t *cn)
     eng.closing = cn;
 }
 
-void rtb_conn_close(rtb_conn_t *cn, int why)
-{
-    if (cn->closing)
-        return;
-    ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, cn->c, "RTB0047: %s connection ends (%d)",
-                  cn->vt->name, why);
-    cn->closing = 1;
-    cn->close_why = why;
-    engine_queue_close(cn);
-}
-
-/* ------------------------------------------------------------------ */
-/* delivery                                                             */
-
-/* Hands one ring record to a subscription: events in id order, once. */
-static void engine_deliver(rtb_sub_t *sub, const engine_rec_t *rec)
-{
-    rtb_conn_t *cn = sub->cn;
-    if (cn->closing || !sub->active)
-        return;
-    if (rec->kind == RTB_KIND_EPHEMERAL && rec->gseq < sub->ephemeral_from)
-        return; /* already reflected in the presence list the client was sent */
-    if (rec->kind != RTB_KIND_EPHEMERAL) {
-        if (rec->id <= sub->last_id)
-            return; /* already sent (replayed by the handler) */
-        if (rec->id != sub->last_id + 1) {
-            /* a gap: some record never reached us; the client resumes by id */
-            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cn->c,
-                          "RTB0042: gap on %s (%" APR_UINT64_T_FMT " after %" APR_UINT64_T_FMT
-                          "); closing so the client resumes",
-                          sub->board, rec->id, sub->last_id);
-            rtb_conn_close(cn, RTB_CLOSE_LAPPED);
-            return;
-        }
-        sub->last_id = rec->id;
-    }
-    cn->vt->on_record(cn, sub, rec->kind, rec->id, rec->json, rec->len);
-}
-
-static void engine_dispatch(const engine_rec_t *rec)
+static void engine_dispatch(const rtb_rec_t *rec)
 {
     engine_board_t *b = engine_board(rec->board, 0);
     rtb_sub_t *sub, *next;
@@ -391,40 +196,8 @@ static void engine_dispatch(const engine_rec_t *rec)
         return;
     for (sub = b->subs; sub; sub = next) {
         next = sub->bnext;
-        engine_deliver(sub, rec);
+        rtb_conn_deliver(sub, rec);
     }
-}
-
-/* Copies records [*cursor, min(next, limit)) out of the ring, under the lock. */
-static apr_array_header_t *engine_read_ring(apr_pool_t *p, apr_uint64_t *cursor,
-                                            apr_uint64_t limit, int *lapped)
-{
-    rtb_ring_t *ring = rtb_bus_ring();
-    apr_array_header_t *out = apr_array_make(p, 16, sizeof(engine_rec_t));
-    rtb_ring_rec_t rr;
-    int n = 0;
-    *lapped = 0;
-    if (!ring || rtb_ring_lock() != APR_SUCCESS)
-        return out;
-    if (*cursor < rtb_ring_oldest(ring)) {
-        *lapped = 1;
-        *cursor = rtb_ring_oldest(ring);
-    }
-    while (*cursor < rtb_ring_next(ring) && *cursor < limit && n < ENGINE_MAX_RECORDS_PER_PASS) {
-        if (rtb_ring_get(ring, *cursor, &rr) == RTB_RING_OK) {
-            engine_rec_t *e = apr_array_push(out);
-            e->board = apr_pstrmemdup(p, rr.board, rr.board_len);
-            e->id = rr.event_id;
-            e->kind = (int)rr.kind;
-            e->gseq = rr.gseq;
-            e->json = apr_pstrmemdup(p, rr.payload, rr.len);
-            e->len = rr.len;
-            n++;
-        }
-        (*cursor)++;
-    }
-    rtb_ring_unlock();
-    return out;
 }
 
 /* Delivers the records one connection missed between its handler and its adoption. */
@@ -436,16 +209,16 @@ static void engine_catch_up(rtb_conn_t *cn, apr_pool_t *p, apr_uint64_t upto)
     rtb_sub_t *sub;
     if (cur >= upto)
         return;
-    recs = engine_read_ring(p, &cur, upto, &lapped);
+    recs = rtb_conn_read_ring(p, &cur, upto, &lapped);
     if (lapped) {
         rtb_conn_close(cn, RTB_CLOSE_LAPPED);
         return;
     }
     for (i = 0; i < recs->nelts; i++) {
-        engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
+        rtb_rec_t *e = &APR_ARRAY_IDX(recs, i, rtb_rec_t);
         for (sub = cn->subs; sub; sub = sub->cnext) {
             if (!strcmp(sub->board, e->board))
-                engine_deliver(sub, e);
+                rtb_conn_deliver(sub, e);
         }
     }
 }
@@ -466,7 +239,7 @@ static void engine_finish(rtb_conn_t *cn)
         cn->vt->on_close(cn, cn->close_why);
         rtb_conn_flush(cn);
     }
-    engine_free_obuf(cn);
+    rtb_conn_free_obuf(cn);
     c->keepalive = AP_CONN_CLOSE;
     if (r) {
         if (cn->vt->http_body && !c->aborted) {
@@ -480,7 +253,7 @@ static void engine_finish(rtb_conn_t *cn)
         cn->r = NULL;
     }
     if (cn->counted) {
-        engine_count(cn, -1);
+        rtb_conn_count(cn, -1);
         cn->counted = 0;
     }
 }
@@ -672,7 +445,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
          * adopted below catches up only to where this batch starts, since the
          * batch itself is dispatched to every subscriber, it included */
         ring_next = eng.cursor;
-        recs = engine_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
+        recs = rtb_conn_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
         if (lapped) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, eng.s,
                          "RTB0043: this child fell behind the ring; its streams resume by id");
@@ -693,7 +466,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
         }
 
         for (i = 0; i < recs->nelts; i++)
-            engine_dispatch(&APR_ARRAY_IDX(recs, i, engine_rec_t));
+            engine_dispatch(&APR_ARRAY_IDX(recs, i, rtb_rec_t));
         engine_run_done_jobs();
 
         now = apr_time_now();
@@ -837,108 +610,20 @@ static void engine_run_done_jobs(void)
     }
 }
 
-/* ------------------------------------------------------------------ */
-/* hand-off                                                             */
-
-/* The blocking path: the same callbacks, driven from the handler's thread. */
-static int engine_run_blocking(rtb_conn_t *cn)
-{
-    apr_uint64_t cursor = cn->start_gseq;
-    apr_pool_t *p;
-    apr_pollfd_t pfd;
-    /*
-     * An HTTP/2 stream's socket is its session's: input there is other
-     * streams' frames, and the stream's own input ends with its request
-     * (EOF is not the client leaving). It is left unwatched; a client that
-     * goes away is found by the next write (heartbeats), which fails.
-     */
-    apr_socket_t *watch = cn->c->master ? NULL : cn->sock;
-    cn->blocking = 1;
-    cn->counted = 1;
-    engine_count(cn, 1);
-    apr_pool_create(&p, cn->r->pool);
-    cn->scratch = p;
-    memset(&pfd, 0, sizeof(pfd));
-    pfd.desc_type = APR_POLL_SOCKET;
-    pfd.desc.s = cn->sock;
-    pfd.reqevents = APR_POLLIN;
-    cn->next_timer = apr_time_now();
-    while (!cn->closing && !cn->c->aborted && !eng.stopping) {
-        apr_array_header_t *recs;
-        int lapped, i;
-        apr_int32_t nfd = 0;
-        apr_uint32_t seen = rtb_bus_wake_value();
-        apr_time_t now;
-        rtb_sub_t *sub;
-
-        apr_pool_clear(p);
-        recs = engine_read_ring(p, &cursor, APR_UINT64_MAX, &lapped);
-        if (lapped) {
-            rtb_conn_close(cn, RTB_CLOSE_LAPPED);
-            break;
-        }
-        for (i = 0; i < recs->nelts && !cn->closing; i++) {
-            engine_rec_t *e = &APR_ARRAY_IDX(recs, i, engine_rec_t);
-            for (sub = cn->subs; sub; sub = sub->cnext) {
-                if (sub->active && !strcmp(sub->board, e->board))
-                    engine_deliver(sub, e);
-            }
-        }
-        now = apr_time_now();
-        if (now >= cn->next_timer && cn->vt->on_timer)
-            cn->vt->on_timer(cn, now);
-        rtb_conn_flush(cn);
-        if (cn->closing)
-            break;
-        /* input, or the peer leaving; then sleep on the bus */
-        if (watch && apr_poll(&pfd, 1, &nfd, 0) == APR_SUCCESS && nfd > 0)
-            cn->vt->on_readable(cn);
-        if (cn->closing)
-            break;
-        if (cn->vt->transport == RTB_T_WS) {
-            /* a WebSocket also needs its socket watched: short naps */
-            if (watch && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS &&
-                nfd > 0)
-                cn->vt->on_readable(cn);
-            if (rtb_bus_wake_value() != seen)
-                continue;
-        }
-        else {
-            rtb_bus_wait(seen, 250);
-        }
-    }
-    if (!cn->closing)
-        cn->close_why = cn->c->aborted ? RTB_CLOSE_PEER : RTB_CLOSE_STOPPING;
-    if (cn->close_why != RTB_CLOSE_PEER && !cn->c->aborted) {
-        cn->final = 1;
-        cn->vt->on_close(cn, cn->close_why);
-        rtb_conn_flush(cn);
-    }
-    engine_free_obuf(cn);
-    engine_count(cn, -1);
-    cn->counted = 0;
-    apr_pool_destroy(p);
-    if (!cn->vt->http_body) {
-        cn->r->output_filters = cn->r->proto_output_filters = cn->c->output_filters;
-        cn->c->keepalive = AP_CONN_CLOSE;
-    }
-    return OK;
-}
-
-int rtb_conn_hand_off(rtb_conn_t *cn)
+int rtb_engine_hand_off(rtb_conn_t *cn)
 {
     conn_rec *c = cn->c;
     int async = 0;
     ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
     if (!eng.running || !async || !c->cs || c->master || c->clogging_input_filters ||
         eng.stopping)
-        return engine_run_blocking(cn);
+        return rtb_blocking_run(cn, &eng.stopping);
     /* the reqtimeout filter would cut an idle stream */
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
     c->keepalive = AP_CONN_CLOSE;
     ap_set_module_config(c->conn_config, &rtboard_module, cn);
     cn->counted = 1;
-    engine_count(cn, 1);
+    rtb_conn_count(cn, 1);
     /*
      * From here on, memory the connection frees (its request, at release)
      * goes back to the system instead of staying in its allocator's free
@@ -1005,12 +690,13 @@ void rtb_engine_child_init(apr_pool_t *pchild, server_rec *s)
 
     memset(&eng, 0, sizeof(eng));
     eng.s = s;
+    rtb_conn_set_loop(&engine_loop_ops);
     if (!rtb_bus_ring())
         return;
     ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
     apr_pool_create(&eng.pool, pchild);
     eng.boards = apr_hash_make(eng.pool);
-    eng.cursor = rtb_engine_ring_position();
+    eng.cursor = rtb_bus_ring_position();
     apr_thread_mutex_create(&eng.qlock, APR_THREAD_MUTEX_DEFAULT, eng.pool);
     if (!async)
         return;
@@ -1042,154 +728,9 @@ void rtb_engine_publish_ephemeral(server_rec *s, const char *board, const char *
     rtb_bus_publish(s, board, 0, RTB_KIND_EPHEMERAL, json, strlen(json));
 }
 
-/* ------------------------------------------------------------------ */
-/* status                                                               */
-
-static const char *const engine_tnames[RTB_TRANSPORTS] = {"sse", "longpoll", "ws", "blocking"};
-
-static json_t *engine_status_json(void)
-{
-    rtb_child_slot_t *slots = rtb_bus_slots();
-    json_t *children = json_array(), *totals = json_object(), *boards = json_object();
-    apr_uint32_t tot[RTB_TRANSPORTS] = {0};
-    apr_uint64_t delivered = 0, dropped = 0;
-    rtb_ring_stats_t st;
-    int i, t, b;
-
-    memset(&st, 0, sizeof(st));
-    for (i = 0; slots && i < RTB_MAX_CHILD_SLOTS; i++) {
-        rtb_child_slot_t *sl = &slots[i];
-        json_t *ch, *conns, *cb;
-        if (!sl->pid || (kill((pid_t)sl->pid, 0) < 0 && errno == ESRCH))
-            continue;
-        conns = json_object();
-        for (t = 0; t < RTB_TRANSPORTS; t++) {
-            json_object_set_new(conns, engine_tnames[t], json_integer(sl->conns[t]));
-            tot[t] += sl->conns[t];
-        }
-        cb = json_object();
-        for (b = 0; b < RTB_SLOT_BOARDS; b++) {
-            json_t *cur;
-            if (!sl->boards[b].board[0] || !sl->boards[b].conns)
-                continue;
-            json_object_set_new(cb, sl->boards[b].board, json_integer(sl->boards[b].conns));
-            cur = json_object_get(boards, sl->boards[b].board);
-            json_object_set_new(boards, sl->boards[b].board,
-                                json_integer((cur ? json_integer_value(cur) : 0) +
-                                             sl->boards[b].conns));
-        }
-        ch = json_pack("{s:i,s:i,s:o,s:o,s:I,s:I}", "pid", (int)sl->pid, "generation",
-                       (int)sl->generation, "connections", conns, "boards", cb, "delivered",
-                       (json_int_t)sl->delivered, "dropped", (json_int_t)sl->dropped);
-        json_array_append_new(children, ch);
-        delivered += sl->delivered;
-        dropped += sl->dropped;
-    }
-    for (t = 0; t < RTB_TRANSPORTS; t++)
-        json_object_set_new(totals, engine_tnames[t], json_integer(tot[t]));
-    if (rtb_bus_ring() && rtb_ring_lock() == APR_SUCCESS) {
-        rtb_ring_stats(rtb_bus_ring(), &st);
-        rtb_ring_unlock();
-    }
-    return json_pack("{s:{s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:i,s:I,s:I,s:I}}}", "data",
-                     "connections", totals, "boards", boards, "children", children, "published",
-                     (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered,
-                     "dropped", (json_int_t)dropped, "ring", "records", (json_int_t)st.records,
-                     "bytesUsed", (json_int_t)st.bytes_used, "bytesCapacity",
-                     (json_int_t)st.bytes_capacity, "slots", (int)st.index_slots, "oldest",
-                     (json_int_t)st.oldest, "next", (json_int_t)st.next, "evicted",
-                     (json_int_t)st.evicted);
-}
-
-int rtb_engine_status(request_rec *r)
-{
-    if (r->method_number != M_GET)
-        return HTTP_METHOD_NOT_ALLOWED;
-    return rtb_send_json(r, HTTP_OK, engine_status_json());
-}
-
-/* A section in mod_status's page. */
-static int engine_status_hook(request_rec *r, int flags)
-{
-    json_t *j = engine_status_json();
-    json_t *d = json_object_get(j, "data");
-    json_t *c = json_object_get(d, "connections");
-    if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "RTBoardSSE: %d\nRTBoardLongPoll: %d\nRTBoardWebSocket: %d\n"
-                      "RTBoardBlocking: %d\nRTBoardPublished: %" APR_INT64_T_FMT "\n",
-                   (int)json_integer_value(json_object_get(c, "sse")),
-                   (int)json_integer_value(json_object_get(c, "longpoll")),
-                   (int)json_integer_value(json_object_get(c, "ws")),
-                   (int)json_integer_value(json_object_get(c, "blocking")),
-                   (apr_int64_t)json_integer_value(json_object_get(d, "published")));
-    }
-    else {
-        ap_rprintf(r, "<hr />\n<h2>mod_rtboard</h2>\n<dl><dt>streams: %d SSE, %d long polls, "
-                      "%d WebSockets, %d blocking</dt><dt>events published: %" APR_INT64_T_FMT
-                      ", delivered: %" APR_INT64_T_FMT "</dt></dl>\n",
-                   (int)json_integer_value(json_object_get(c, "sse")),
-                   (int)json_integer_value(json_object_get(c, "longpoll")),
-                   (int)json_integer_value(json_object_get(c, "ws")),
-                   (int)json_integer_value(json_object_get(c, "blocking")),
-                   (apr_int64_t)json_integer_value(json_object_get(d, "published")),
-                   (apr_int64_t)json_integer_value(json_object_get(d, "delivered")));
-    }
-    json_decref(j);
-    return OK;
-}
-
-/*
- * Holds the response head until the first bytes of the body come with a
- * FLUSH, and passes both at once. HTTP_HEADER passes the head on its own,
- * which the core output filter would set aside in a "deferred write" pool
- * of the connection: a page that a stream then keeps for its whole life.
- */
-static apr_status_t engine_head_filter(ap_filter_t *f, apr_bucket_brigade *bb)
-{
-    apr_bucket_brigade *held = f->ctx;
-    apr_bucket *e, *next;
-    int flush = 0;
-    if (f->r->header_only) {
-        /* no body will come: nothing to wait for */
-        ap_remove_output_filter(f);
-        return ap_pass_brigade(f->next, bb);
-    }
-    if (!held)
-        held = f->ctx = apr_brigade_create(f->r->pool, f->c->bucket_alloc);
-    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = next) {
-        next = APR_BUCKET_NEXT(e);
-        if (APR_BUCKET_IS_FLUSH(e) || APR_BUCKET_IS_EOS(e)) {
-            flush = 1;
-            break;
-        }
-        /* the caller may reuse its brigade's memory: keep our own copy */
-        if (apr_bucket_setaside(e, f->r->pool) != APR_SUCCESS) {
-            flush = 1;
-            break;
-        }
-    }
-    if (!flush) {
-        APR_BRIGADE_CONCAT(held, bb);
-        return APR_SUCCESS;
-    }
-    APR_BRIGADE_PREPEND(bb, held);
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
-
-static ap_filter_rec_t *engine_head_filter_handle;
-
-void rtb_conn_hold_head(request_rec *r)
-{
-    ap_add_output_filter_handle(engine_head_filter_handle, NULL, r, r->connection);
-}
-
 void rtb_engine_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    engine_head_filter_handle = ap_register_output_filter(
-        "RTBOARD_HEAD", engine_head_filter, NULL, (ap_filter_type)(AP_FTYPE_PROTOCOL + 5));
     ap_hook_suspend_connection(engine_suspend_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(engine_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
-    APR_OPTIONAL_HOOK(ap, status_hook, engine_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -267,3 +267,8 @@ char *rtb_json_error_body(int status, const char *code, const char *message, con
     json_decref(root);
     return s;
 }
+
+json_t *rtb_json_data(json_t *d)
+{
+    return json_pack("{s:o}", "data", d);
+}

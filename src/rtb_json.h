@@ -68,4 +68,7 @@ char *rtb_json_error_body(int status, const char *code, const char *message, con
 /* Compact serialisation of `j` (no reference taken); caller free()s. */
 char *rtb_json_dump(const json_t *j);
 
+/* Wraps `d` (reference stolen) as the API's answer envelope {"data": d}. */
+json_t *rtb_json_data(json_t *d);
+
 #endif

@@ -33,12 +33,6 @@ int rtb_method_bit(const char *method)
     return RTB_M_OTHER;
 }
 
-/* The older name of rtb_board_id_valid, still used by the REST, stream and WebSocket code. */
-int rtb_board_slug_valid(const char *s, size_t n)
-{
-    return rtb_board_id_valid(s, n);
-}
-
 /* A task or list id segment as a value 1..RTB_ID_MAX, or 0 when malformed. */
 static long long router_num(const router_seg_t *seg)
 {

@@ -81,11 +81,4 @@ int rtb_route(const char *path, int m, rtb_route_t *out);
  */
 char *rtb_allow_header(int allowed, char *buf, size_t cap);
 
-/*
- * Returns 1 when s[0..n) is a board id ([a-z0-9][a-z0-9_-]{0,63}), else 0.
- * Kept for existing callers; it is rtb_board_id_valid (rtb_ids.h), which new
- * code should call directly.
- */
-int rtb_board_slug_valid(const char *s, size_t n);
-
 #endif

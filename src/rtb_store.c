@@ -7,9 +7,27 @@
 #include "rtb_store.h"
 
 #include "http_log.h"
+#include "apr_strings.h"
 
 APLOG_USE_MODULE(rtboard);
-#include "apr_strings.h"
+
+/* mod_dbd's optional functions, found once in post_config. */
+static ap_dbd_t *(*store_dbd_acquire)(request_rec *);
+static ap_dbd_t *(*store_dbd_open)(apr_pool_t *, server_rec *);
+static void (*store_dbd_close)(server_rec *, ap_dbd_t *);
+
+int rtb_store_post_config(server_rec *s)
+{
+    store_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    store_dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    store_dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    if (!store_dbd_acquire || !store_dbd_open || !store_dbd_close) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RTB0020: mod_dbd is not loaded; mod_rtboard needs it");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
 
 typedef struct {
     const char *label;
@@ -88,7 +106,7 @@ int rtb_db_acquire(rtb_db_t *db, request_rec *r)
     memset(db, 0, sizeof(*db));
     db->r = r;
     db->pool = r->pool;
-    db->dbd = rtb_dbd_acquire ? rtb_dbd_acquire(r) : NULL;
+    db->dbd = store_dbd_acquire ? store_dbd_acquire(r) : NULL;
     if (!db->dbd) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "RTB0001: no database connection (is mod_dbd configured?)");
@@ -258,7 +276,7 @@ int rtb_db_open(rtb_db_t *db, request_rec *r)
     memset(db, 0, sizeof(*db));
     db->r = r;
     db->pool = r->pool;
-    db->dbd = rtb_dbd_open ? rtb_dbd_open(r->pool, r->server) : NULL;
+    db->dbd = store_dbd_open ? store_dbd_open(r->pool, r->server) : NULL;
     if (!db->dbd) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "RTB0009: no database connection");
         return -1;
@@ -268,8 +286,8 @@ int rtb_db_open(rtb_db_t *db, request_rec *r)
 
 void rtb_db_close(rtb_db_t *db)
 {
-    if (db->dbd && rtb_dbd_close)
-        rtb_dbd_close(db->r->server, db->dbd);
+    if (db->dbd && store_dbd_close)
+        store_dbd_close(db->r->server, db->dbd);
     db->dbd = NULL;
 }
 

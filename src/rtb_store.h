@@ -6,6 +6,10 @@
 #ifndef RTB_STORE_H
 #define RTB_STORE_H
 
+#include "httpd.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
+
 #define RTB_SQL_BOARD_GET "rtb_board_get"
 #define RTB_SQL_BOARDS_ALL "rtb_boards_all"
 #define RTB_SQL_BOARD_INS "rtb_board_ins"
@@ -53,5 +57,62 @@ enum {
     RTB_TC_UPDATED_BY,
     RTB_TC__N
 };
+
+/* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_ALL rows. */
+enum { RTB_BC_ID, RTB_BC_NAME, RTB_BC_CREATED, RTB_BC_SEQ, RTB_BC__N };
+
+
+/* One database session of a request or a worker: the handle and a pool. */
+typedef struct {
+    request_rec *r;
+    apr_pool_t *pool;
+    ap_dbd_t *dbd;
+    int failed;          /* a statement failed inside the transaction */
+    const char *errmsg;  /* driver message of the last failure */
+} rtb_db_t;
+
+/* Gets the request's connection from mod_dbd; -1 (and logs) when none. */
+int rtb_db_acquire(rtb_db_t *db, request_rec *r);
+
+/*
+ * A connection held only until rtb_db_close: for streams, whose request
+ * lives as long as the stream and must not keep a connection that long.
+ */
+int rtb_db_open(rtb_db_t *db, request_rec *r);
+void rtb_db_close(rtb_db_t *db);
+
+/*
+ * Runs the prepared statement `label` with `nargs` string arguments (NULL
+ * means SQL NULL). Select: returns the rows as an array of `const char **`
+ * (each of ncols entries) in *rows, or NULL on failure. Exec: returns 0 and
+ * the affected row count in *nrows, or -1.
+ */
+apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
+                                  const char **args, int *ncols);
+int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, int *nrows);
+
+/*
+ * Plain SQL on the connection (transaction control, savepoints): 0, or -1
+ * with db->failed set and the error logged.
+ */
+int rtb_db_query(rtb_db_t *db, const char *sql);
+
+/* Starts a write transaction (SQLite: BEGIN IMMEDIATE); checked: -1 when busy. */
+int rtb_db_write_begin(rtb_db_t *db);
+
+
+/*
+ * A read-only transaction, so several SELECTs see one snapshot (SQLite:
+ * deferred BEGIN, which under WAL blocks no writer; PostgreSQL: REPEATABLE
+ * READ). Always pair begin with end.
+ */
+int rtb_db_read_begin(rtb_db_t *db);
+void rtb_db_read_end(rtb_db_t *db);
+
+/*
+ * Finds mod_dbd's optional functions (post_config). Returns OK, or an
+ * HTTP 500 (logged) when mod_dbd is not loaded.
+ */
+int rtb_store_post_config(server_rec *s);
 
 #endif

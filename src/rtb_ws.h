@@ -1,19 +1,23 @@
 /*
- * rtb_ws: WebSocket collaboration on the connection engine: the upgrade,
- * rooms (join/leave), board events, presence, typing, cursors, tickets.
+ * rtb_ws: the WebSocket protocol of the API on the connection engine (the
+ * upgrade itself is rtb_ws_upgrade; joins rtb_ws_join; presence
+ * rtb_presence). Frames are parsed by the pure codec (rtb_ws_codec) and
+ * answered through c->output_filters, so mod_ssl works.
  */
 #ifndef RTB_WS_H
 #define RTB_WS_H
 
-#include "rtb_engine.h"
+#include "rtb_ws_conn.h"
 
-/* The ticket authentication hook. */
-void rtb_ws_register_hooks(apr_pool_t *p);
+/* The engine callbacks of a WebSocket. */
+extern const rtb_transport_t rtb_ws_transport;
 
-/* GET /ws, GET /boards/:b/ws and POST /boards/:b/ws-ticket. */
-int rtb_ws_dispatch(request_rec *r, const rtb_route_t *rt);
-
-/* The event's type from its JSON envelope (pool string). */
-const char *rtb_event_type(apr_pool_t *p, const char *json);
+/*
+ * Handler thread, after the 101: the socket's state (parser, rate limit,
+ * ping timer, the upgrade request's copy for joins) in cn->tdata, released
+ * with the connection (its leases given back, its typing ended). NULL when
+ * out of memory.
+ */
+rtb_ws_state_t *rtb_ws_state_create(rtb_conn_t *cn, request_rec *r);
 
 #endif

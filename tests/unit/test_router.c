@@ -320,23 +320,6 @@ static void test_allow_header(void **state)
     assert_int_equal(buf[0], 'x'); /* cap 0: nothing written */
 }
 
-/* The compatibility name answers exactly like rtb_board_id_valid. */
-static void test_slug_wrapper(void **state)
-{
-    static const char *slugs[] = {"a",  "demo", "0",   "a-b_c", B64,          B65,
-                                  "",   "-a",   "_a",  "A",     "a%20",       ".",
-                                  "..", "a/b",  "a b", "\xff",  "caf\xc3\xa9"};
-    (void)state;
-    for (size_t i = 0; i < N_ELEMS(slugs); i++) {
-        size_t n = strlen(slugs[i]);
-        assert_int_equal(rtb_board_slug_valid(slugs[i], n), rtb_board_id_valid(slugs[i], n));
-    }
-    assert_int_equal(rtb_board_slug_valid("demo", 4), 1);
-    assert_int_equal(rtb_board_slug_valid(B65, 65), 0);
-    assert_int_equal(rtb_board_slug_valid(B65, 64), 1); /* only n bytes are looked at */
-    assert_int_equal(rtb_board_slug_valid(NULL, 0), 0);
-}
-
 /* Pieces random paths are built from, so some of them get deep into the table. */
 static const char *const pieces[] = {
     "boards",
@@ -427,7 +410,7 @@ int main(void)
         cmocka_unit_test(test_method_bit),   cmocka_unit_test(test_routes_every_method),
         cmocka_unit_test(test_head_is_get),  cmocka_unit_test(test_bad_paths),
         cmocka_unit_test(test_null_path),    cmocka_unit_test(test_allow_header),
-        cmocka_unit_test(test_slug_wrapper), cmocka_unit_test(test_random_paths),
+        cmocka_unit_test(test_random_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,166 @@
+/*
+ * rtb_http: answers, errors, query arguments and board checks shared by
+ * every route and transport. See rtb_http.h.
+ */
+#include "rtb_http.h"
+#include "rtb_config.h"
+#include "rtb_json.h"
+#include "rtb_sse.h"
+
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_strings.h"
+
+APLOG_USE_MODULE(rtboard);
+
+const char *rtb_now_iso(apr_pool_t *p)
+{
+    apr_time_exp_t t;
+    apr_time_t now = apr_time_now();
+    apr_time_exp_gmt(&t, now);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
+                        t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                        t.tm_usec / 1000);
+}
+
+/* Why: every API answer names who Apache authenticated, for clients. */
+static void http_common_headers(request_rec *r)
+{
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (r->user)
+        apr_table_set(r->headers_out, "X-RTBoard-User", r->user);
+}
+
+int rtb_send_body(request_rec *r, int status, const char *body, apr_size_t len)
+{
+    r->status = status;
+    http_common_headers(r);
+    if (status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED || !body)
+        return OK;
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    ap_set_content_length(r, len);
+    if (!r->header_only)
+        ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* Sends `root` (reference stolen) as the answer with `status`. */
+int rtb_send_json(request_rec *r, int status, json_t *root)
+{
+    char *s = rtb_json_dump(root);
+    char *copy;
+    json_decref(root);
+    if (!s)
+        return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                              "the answer could not be encoded", NULL);
+    copy = apr_pstrdup(r->pool, s);
+    free(s);
+    return rtb_send_body(r, status, copy, strlen(copy));
+}
+
+int rtb_send_error(request_rec *r, int status, const char *code, const char *message,
+                   const char *field)
+{
+    char *s = rtb_json_error_body(status, code, message, field, NULL, NULL);
+    char *copy = apr_pstrdup(r->pool, s);
+    free(s);
+    return rtb_send_body(r, status, copy, strlen(copy));
+}
+
+/* ------------------------------------------------------------------ */
+/* rows to JSON                                                         */
+int rtb_send_db_unavailable(request_rec *r)
+{
+    apr_table_setn(r->headers_out, "Retry-After", "1");
+    return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
+                          "the database is not available, try again", NULL);
+}
+
+int rtb_send_db_error(request_rec *r)
+{
+    return rtb_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
+                          "the database failed to answer", NULL);
+}
+
+static apr_status_t http_json_cleanup(void *j)
+{
+    json_decref((json_t *)j);
+    return APR_SUCCESS;
+}
+
+json_t *rtb_json_keep(request_rec *r, json_t *j)
+{
+    if (j)
+        apr_pool_cleanup_register(r->pool, j, http_json_cleanup, apr_pool_cleanup_null);
+    return j;
+}
+
+const char *rtb_lltoa(apr_pool_t *p, long long v)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)v);
+}
+
+const char *rtb_query_arg(request_rec *r, const char *name)
+{
+    const char *q = r->args;
+    apr_size_t nl = strlen(name);
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        apr_size_t len = amp ? (apr_size_t)(amp - q) : strlen(q);
+        if (len >= nl && !strncmp(q, name, nl) && (len == nl || q[nl] == '=')) {
+            char *v = len == nl ? "" : apr_pstrmemdup(r->pool, q + nl + 1, len - nl - 1);
+            ap_unescape_url(v);
+            return v;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+long long rtb_query_id(request_rec *r, const char *name)
+{
+    const char *v = rtb_query_arg(r, name);
+    uint64_t id;
+    if (!v)
+        return -1;
+    /* the same syntax as Last-Event-ID: one parser for every cursor */
+    if (rtb_sse_parse_id(v, &id) != RTB_SSE_OK)
+        return -2;
+    return (long long)id;
+}
+
+int rtb_board_allowed(request_rec *r, const char *board, const char *method, const char *uri)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    request_rec *rr;
+    int st;
+    if (!uri)
+        uri = apr_pstrcat(r->pool, cfg->base, "boards/", board, NULL);
+    rr = ap_sub_req_method_uri(method ? method : "GET", uri, r, NULL);
+    st = rr->status;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RTB0030: %s %s for %s: %d", rr->method,
+                  uri, r->user ? r->user : "-", st);
+    ap_destroy_sub_req(rr);
+    return st == HTTP_OK ? OK : st;
+}
+
+int rtb_send_board_refused(request_rec *r, int rc, const char *board)
+{
+    /* Apache answers 401 to a known user that fails Require: that is a 403 here */
+    if (rc == HTTP_UNAUTHORIZED && !r->user)
+        return rtb_send_error(r, HTTP_UNAUTHORIZED, "not_authenticated",
+                              "authentication required", NULL);
+    return rtb_send_error(r, HTTP_FORBIDDEN, "board_forbidden",
+                          apr_psprintf(r->pool, "you may not use board %s", board), NULL);
+}
+
+int rtb_send_board_error(request_rec *r, int rc, const char *board)
+{
+    if (rc == HTTP_NOT_FOUND)
+        return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found",
+                              apr_psprintf(r->pool, "no such board: %s", board), NULL);
+    if (rc == HTTP_UNAUTHORIZED || rc == HTTP_FORBIDDEN)
+        return rtb_send_board_refused(r, rc, board);
+    return rtb_send_db_error(r);
+}

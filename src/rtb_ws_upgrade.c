@@ -1,0 +1,178 @@
+/*
+ * rtb_ws_upgrade: the WebSocket opening handshake. See rtb_ws_upgrade.h.
+ */
+#include "rtb_ws_upgrade.h"
+#include "rtb_config.h"
+#include "rtb_engine.h"
+#include "rtb_http.h"
+#include "rtb_ws.h"
+#include "rtb_ws_join.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_strings.h"
+#include "apr_sha1.h"
+#include "apr_base64.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* ------------------------------------------------------------------ */
+/* the upgrade                                                          */
+
+static int ws_has_token(const char *h, const char *tok)
+{
+    const char *p = h;
+    apr_size_t n = strlen(tok);
+    while (p && *p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (!strncasecmp(p, tok, n) && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+            return 1;
+        p = strchr(p, ',');
+    }
+    return 0;
+}
+
+/* The Origin must be this server's own, or listed in RTBoardAllowOrigin. */
+static int ws_origin_ok(request_rec *r)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+    int i;
+    if (!origin)
+        return 1; /* not a browser */
+    for (i = 0; i < cfg->origins->nelts; i++) {
+        const char *o = APR_ARRAY_IDX(cfg->origins, i, const char *);
+        if (!strcmp(o, "*") || !strcasecmp(o, origin))
+            return 1;
+    }
+    if (host) {
+        const char *scheme = ap_http_scheme(r);
+        if (!strcasecmp(origin, apr_pstrcat(r->pool, scheme, "://", host, NULL)))
+            return 1;
+    }
+    return 0;
+}
+
+int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
+{
+    conn_rec *c = r->connection;
+    const char *up = apr_table_get(r->headers_in, "Upgrade");
+    const char *conn = apr_table_get(r->headers_in, "Connection");
+    const char *key = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
+    const char *ver = apr_table_get(r->headers_in, "Sec-WebSocket-Version");
+    unsigned char digest[APR_SHA1_DIGESTSIZE];
+    char accept[32];
+    apr_sha1_ctx_t sha;
+    rtb_conn_t *cn;
+    rtb_ws_state_t *st;
+    rtb_ws_join_t *first = NULL;
+    int origin_ok;
+
+    if (r->proto_num < HTTP_VERSION(1, 1) || c->master || !up ||
+        strcasecmp(up, "websocket") != 0 || !conn || !ws_has_token(conn, "upgrade")) {
+        apr_table_setn(r->headers_out, "Upgrade", "websocket");
+        return rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "upgrade_required",
+                              "this is a WebSocket endpoint (HTTP/1.1 Upgrade: websocket)",
+                              NULL);
+    }
+    if (!ver || strcmp(ver, "13") != 0) {
+        apr_table_setn(r->headers_out, "Sec-WebSocket-Version", "13");
+        return rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "unsupported_version",
+                              "Sec-WebSocket-Version must be 13", NULL);
+    }
+    if (!key || strlen(key) != 24 || apr_base64_decode_len(key) < 16)
+        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_key",
+                              "Sec-WebSocket-Key must be 16 bytes in base64", NULL);
+    origin_ok = ws_origin_ok(r);
+
+    /* the board of /boards/:b/ws is read before the upgrade, in this thread */
+    if (rt->id == RTB_R_BOARD_WS && origin_ok && r->user) {
+        rtb_db_t db;
+        long long since = rtb_query_id(r, "lastEventId");
+        if (since == -2)
+            return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_last_event_id",
+                                  "lastEventId must be an event id", "lastEventId");
+        first = apr_pcalloc(r->pool, sizeof(*first));
+        first->pool = r->pool;
+        first->since = since;
+        apr_cpystrn(first->board, rt->board, sizeof(first->board));
+        first->start = rtb_bus_ring_position();
+        if (rtb_db_open(&db, r) < 0)
+            return rtb_send_db_unavailable(r);
+        first->status =
+            rtb_replay_read(&first->rp, &db, r->pool, r->server, first->board, since, 0);
+        rtb_db_close(&db);
+        if (first->status == HTTP_INTERNAL_SERVER_ERROR)
+            return rtb_send_db_error(r);
+    }
+
+    apr_sha1_init(&sha);
+    apr_sha1_update(&sha, key, (unsigned)strlen(key));
+    apr_sha1_update(&sha, WS_GUID, (unsigned)strlen(WS_GUID));
+    apr_sha1_final(digest, &sha);
+    apr_base64_encode(accept, (const char *)digest, APR_SHA1_DIGESTSIZE);
+
+    apr_table_clear(r->headers_out);
+    apr_table_setn(r->headers_out, "Upgrade", "websocket");
+    apr_table_setn(r->headers_out, "Connection", "Upgrade");
+    apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", apr_pstrdup(r->pool, accept));
+    r->status = HTTP_SWITCHING_PROTOCOLS;
+    r->status_line = ap_get_status_line(r->status);
+    ap_send_interim_response(r, 1);
+    if (c->aborted)
+        return OK;
+    c->keepalive = AP_CONN_CLOSE;
+    r->output_filters = r->proto_output_filters = c->output_filters;
+    r->input_filters = r->proto_input_filters = c->input_filters;
+
+    cn = rtb_conn_create(r, &rtb_ws_transport,
+                         first ? first->start : rtb_bus_ring_position());
+    st = rtb_ws_state_create(cn, r);
+    if (!st) {
+        c->aborted = 1;
+        return OK;
+    }
+
+    if (!origin_ok) {
+        st->close_code = 1008;
+        st->close_reason = "origin not allowed";
+        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
+        rtb_conn_flush(cn);
+        return OK;
+    }
+    if (!r->user) {
+        st->close_code = 4001;
+        st->close_reason = "not authenticated";
+        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
+        rtb_conn_flush(cn);
+        return OK;
+    }
+    if (strlen(r->user) > RTB_USER_MAX) {
+        /* presence and tickets hold ids of up to RTB_USER_MAX bytes, never cut */
+        st->close_code = 1008;
+        st->close_reason = "user id too long";
+        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
+        rtb_conn_flush(cn);
+        return OK;
+    }
+    rtb_ws_json(cn, json_pack("{s:s,s:{s:s,s:s}}", "type", "connected", "user", "userId", cn->user,
+                          "name", cn->name));
+    if (first) {
+        if (first->status == HTTP_NOT_FOUND) {
+            st->close_code = 4004;
+            st->close_reason = "no such board";
+            rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
+            rtb_conn_flush(cn);
+            return OK;
+        }
+        /* subscribe before the hand-off; the loop catches up from first->start */
+        rtb_ws_join_finish(cn, first);
+    }
+    rtb_conn_flush(cn);
+    if (c->aborted)
+        return OK;
+    return rtb_engine_hand_off(cn);
+}
