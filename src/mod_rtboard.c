@@ -46,8 +46,7 @@ static int rtboard_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 }
 
 /* Fills configuration defaults and finds mod_dbd, on every pass. */
-static int rtboard_prepare(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                           server_rec *s)
+static int rtboard_prepare(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf;
     (void)plog;
@@ -147,15 +146,14 @@ static void rtboard_register_hooks(apr_pool_t *p)
     rtb_ticket_register_hooks(p);
 }
 
-AP_DECLARE_MODULE(rtboard) = {
-    STANDARD20_MODULE_STUFF,
-    NULL,              /* per-directory config */
-    NULL,              /* merge per-directory */
-    rtb_config_create, /* per-server config */
-    rtb_config_merge,  /* merge per-server */
-    rtb_config_cmds,
-    rtboard_register_hooks,
+AP_DECLARE_MODULE(rtboard) = {STANDARD20_MODULE_STUFF,
+                              NULL,              /* per-directory config */
+                              NULL,              /* merge per-directory */
+                              rtb_config_create, /* per-server config */
+                              rtb_config_merge,  /* merge per-server */
+                              rtb_config_cmds,
+                              rtboard_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_NONE
+                              AP_MODULE_FLAG_NONE
 #endif
 };

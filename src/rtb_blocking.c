@@ -11,7 +11,7 @@
 /* hand-off                                                             */
 
 /* The blocking path: the same callbacks, driven from the handler's thread. */
-int rtb_blocking_run(rtb_conn_t *cn, volatile apr_uint32_t *stopping)
+int rtb_blocking_run(rtb_conn_t *cn, const volatile apr_uint32_t *stopping)
 {
     apr_uint64_t cursor = cn->start_gseq;
     apr_pool_t *p;
@@ -47,6 +47,8 @@ int rtb_blocking_run(rtb_conn_t *cn, volatile apr_uint32_t *stopping)
             rtb_conn_close(cn, RTB_CLOSE_LAPPED);
             break;
         }
+        /* a delivery may close the connection (through the transport) */
+        // cppcheck-suppress knownConditionTrueFalse
         for (i = 0; i < recs->nelts && !cn->closing; i++) {
             rtb_rec_t *e = &APR_ARRAY_IDX(recs, i, rtb_rec_t);
             for (sub = cn->subs; sub; sub = sub->cnext) {
@@ -67,13 +69,11 @@ int rtb_blocking_run(rtb_conn_t *cn, volatile apr_uint32_t *stopping)
             break;
         if (cn->vt->transport == RTB_T_WS) {
             /* a WebSocket also needs its socket watched: short naps */
-            if (watch && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS &&
-                nfd > 0)
+            if (watch && apr_poll(&pfd, 1, &nfd, apr_time_from_msec(50)) == APR_SUCCESS && nfd > 0)
                 cn->vt->on_readable(cn);
             if (rtb_bus_wake_value() != seen)
                 continue;
-        }
-        else {
+        } else {
             rtb_bus_wait(seen, 250);
         }
     }

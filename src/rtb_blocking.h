@@ -14,6 +14,6 @@
  * Runs `cn` until it closes, its client leaves or *stopping becomes
  * non-zero; then its last words. Returns OK (the handler's answer).
  */
-int rtb_blocking_run(rtb_conn_t *cn, volatile apr_uint32_t *stopping);
+int rtb_blocking_run(rtb_conn_t *cn, const volatile apr_uint32_t *stopping);
 
 #endif

@@ -51,19 +51,19 @@ static int body_read_raw(rtb_rest_ctx_t *x)
         apr_off_t n;
         if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end || n < 0) {
             return body_refuse(r, HTTP_BAD_REQUEST, "invalid_content_length",
-                                  "Content-Length is not a number", NULL);
+                               "Content-Length is not a number", NULL);
         }
         if (n > limit) {
             r->connection->keepalive = AP_CONN_CLOSE;
-            return body_refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
-                                  apr_psprintf(r->pool, "the body is over %" APR_OFF_T_FMT
-                                               " bytes", limit), NULL);
+            return body_refuse(
+                r, HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
+                apr_psprintf(r->pool, "the body is over %" APR_OFF_T_FMT " bytes", limit), NULL);
         }
     }
     if (!body_is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
         r->connection->keepalive = AP_CONN_CLOSE;
         return body_refuse(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                              "the body must be application/json", NULL);
+                           "the body must be application/json", NULL);
     }
     if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK)
         return body_refuse(r, rc, "invalid_body", "the body could not be read", NULL);
@@ -85,14 +85,14 @@ static int body_read_raw(rtb_rest_ctx_t *x)
             got = ap_get_client_block(r, buf + used, cap - used);
             if (got < 0)
                 return body_refuse(r, HTTP_BAD_REQUEST, "body_read_failed",
-                                      "the body could not be read", NULL);
+                                   "the body could not be read", NULL);
             if (got == 0)
                 break;
             used += (apr_size_t)got;
             if ((apr_off_t)used > limit) {
                 r->connection->keepalive = AP_CONN_CLOSE;
                 return body_refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large",
-                                      "the body is over the limit", NULL);
+                                   "the body is over the limit", NULL);
             }
         }
     }

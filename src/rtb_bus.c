@@ -80,8 +80,8 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
     bus_ret = ap_retained_data_get(BUS_RETAINED_KEY);
     if (!bus_ret)
         bus_ret = ap_retained_data_create(BUS_RETAINED_KEY, sizeof(*bus_ret));
-    if (bus_ret->shm && (bus_ret->ring_bytes != cfg->ring_bytes ||
-                         bus_ret->ring_slots != cfg->ring_slots)) {
+    if (bus_ret->shm &&
+        (bus_ret->ring_bytes != cfg->ring_bytes || bus_ret->ring_slots != cfg->ring_slots)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "RTB0010: RTBoardRingSize/RTBoardRingSlots changed; the new size takes "
                      "effect after a full stop and start");
@@ -113,8 +113,8 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
         bus_ret->ring_slots = cfg->ring_slots;
         /* The mutexes live as long as the segment: children of an old
          * generation and of the new one must share them. */
-        rv = ap_global_mutex_create(&bus_ret->ring_mutex, &bus_ret->ring_lockfile,
-                                    BUS_RING_MUTEX, NULL, s, s->process->pool, 0);
+        rv = ap_global_mutex_create(&bus_ret->ring_mutex, &bus_ret->ring_lockfile, BUS_RING_MUTEX,
+                                    NULL, s, s->process->pool, 0);
         if (rv == APR_SUCCESS) {
             pthread_mutexattr_t ma;
             pthread_mutexattr_init(&ma);
@@ -279,15 +279,17 @@ void rtb_bus_wait(apr_uint32_t seen, int timeout_ms)
     syscall(SYS_futex, rtb_ring_wake_word(bus_ring), FUTEX_WAIT, seen, &ts, NULL, 0);
 }
 
-void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind,
-                     const char *json, apr_size_t len)
+void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind, const char *json,
+                     apr_size_t len)
 {
     apr_uint64_t g;
     if (!bus_ring)
         return;
     if (rtb_bus_lock() != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "RTB0018: ring lock failed; event %s/%"
-                     APR_UINT64_T_FMT " reaches streams by resume only", board, id);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "RTB0018: ring lock failed; event %s/%" APR_UINT64_T_FMT
+                     " reaches streams by resume only",
+                     board, id);
         return;
     }
     g = rtb_ring_append(bus_ring, board, id, (uint32_t)kind, json, (uint32_t)len);

@@ -25,11 +25,11 @@ typedef struct {
 
 /* One child process's counters; written by that child only, read by all. */
 typedef struct {
-    volatile apr_uint32_t pid;        /* 0 = free */
+    volatile apr_uint32_t pid; /* 0 = free */
     volatile apr_uint32_t generation;
     volatile apr_uint32_t conns[RTB_TRANSPORTS];
-    volatile apr_uint64_t delivered;  /* events written to clients */
-    volatile apr_uint64_t dropped;    /* slow or lapped clients cut */
+    volatile apr_uint64_t delivered; /* events written to clients */
+    volatile apr_uint64_t dropped;   /* slow or lapped clients cut */
     volatile apr_uint32_t threads;
     rtb_slot_board_t boards[RTB_SLOT_BOARDS];
 } rtb_child_slot_t;
@@ -102,8 +102,8 @@ void rtb_bus_write_unlock(server_rec *s);
  * child. A record too large for the ring is logged; streams of that board
  * then resume from the database.
  */
-void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind,
-                     const char *json, apr_size_t len);
+void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind, const char *json,
+                     apr_size_t len);
 
 /* Waits until the wake word differs from `seen` or `timeout_ms` pass. */
 void rtb_bus_wait(apr_uint32_t seen, int timeout_ms);

@@ -162,9 +162,9 @@ static const char *config_name_var(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
-#define INT_DIRECTIVE(name, field, help)                                                       \
+#define INT_DIRECTIVE(name, field, help)                                                           \
     AP_INIT_TAKE1(name, config_int, (void *)APR_OFFSETOF(rtb_cfg_t, field), RSRC_CONF, help)
-#define SIZE_DIRECTIVE(name, field, help)                                                      \
+#define SIZE_DIRECTIVE(name, field, help)                                                          \
     AP_INIT_TAKE1(name, config_size, (void *)APR_OFFSETOF(rtb_cfg_t, field), RSRC_CONF, help)
 
 const command_rec rtb_config_cmds[] = {

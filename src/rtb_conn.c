@@ -150,8 +150,8 @@ int rtb_conn_flush(rtb_conn_t *cn)
     }
     /* the bucket takes the buffer as it is (free() when written): no copy,
      * and no allocation from the connection's pool on every event */
-    APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_heap_create(cn->obuf, cn->olen, free,
-                                                           cn->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(cn->bb,
+                            apr_bucket_heap_create(cn->obuf, cn->olen, free, cn->c->bucket_alloc));
     cn->obuf = NULL;
     cn->olen = cn->ocap = 0;
     APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_flush_create(cn->c->bucket_alloc));
@@ -209,8 +209,8 @@ void rtb_conn_deliver(rtb_sub_t *sub, const rtb_rec_t *rec)
 }
 
 /* Copies records [*cursor, min(next, limit)) out of the ring, under the lock. */
-apr_array_header_t *rtb_conn_read_ring(apr_pool_t *p, apr_uint64_t *cursor,
-                                            apr_uint64_t limit, int *lapped)
+apr_array_header_t *rtb_conn_read_ring(apr_pool_t *p, apr_uint64_t *cursor, apr_uint64_t limit,
+                                       int *lapped)
 {
     rtb_ring_t *ring = rtb_bus_ring();
     apr_array_header_t *out = apr_array_make(p, 16, sizeof(rtb_rec_t));
@@ -291,8 +291,7 @@ void rtb_conn_drain_input(rtb_conn_t *cn)
     apr_status_t rv;
     int rounds = 0;
     do {
-        rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
-                            4096);
+        rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, 4096);
         if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
             rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
         apr_brigade_cleanup(bb);
@@ -306,6 +305,6 @@ void rtb_conn_drain_input(rtb_conn_t *cn)
 void rtb_conn_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    conn_head_filter_handle = ap_register_output_filter(
-        "RTBOARD_HEAD", conn_head_filter, NULL, (ap_filter_type)(AP_FTYPE_PROTOCOL + 5));
+    conn_head_filter_handle = ap_register_output_filter("RTBOARD_HEAD", conn_head_filter, NULL,
+                                                        (ap_filter_type)(AP_FTYPE_PROTOCOL + 5));
 }

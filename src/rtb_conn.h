@@ -34,8 +34,8 @@ typedef struct {
     const char *name;
     int transport; /* RTB_T_* */
     /* A committed event (kind EVENT, id in order) or an ephemeral message. */
-    void (*on_record)(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t id,
-                      const char *json, apr_size_t len);
+    void (*on_record)(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t id, const char *json,
+                      apr_size_t len);
     /* Input is ready (or the peer went away): read without blocking. */
     void (*on_readable)(rtb_conn_t *cn);
     /* Once a second or so: heartbeats, deadlines. */
@@ -55,14 +55,14 @@ typedef struct {
 
 /* Why a connection ends. */
 enum {
-    RTB_CLOSE_PEER = 0,   /* the client went away */
-    RTB_CLOSE_DONE,       /* the transport finished (long-poll answered) */
-    RTB_CLOSE_SLOW,       /* over the output cap */
-    RTB_CLOSE_LAPPED,     /* missed records (ring overrun or a gap) */
-    RTB_CLOSE_STOPPING,   /* graceful restart or stop */
-    RTB_CLOSE_DELETED,    /* the board was deleted */
-    RTB_CLOSE_PROTOCOL,   /* a protocol error (WebSocket) */
-    RTB_CLOSE_TIMEOUT     /* idle, or a missed pong */
+    RTB_CLOSE_PEER = 0, /* the client went away */
+    RTB_CLOSE_DONE,     /* the transport finished (long-poll answered) */
+    RTB_CLOSE_SLOW,     /* over the output cap */
+    RTB_CLOSE_LAPPED,   /* missed records (ring overrun or a gap) */
+    RTB_CLOSE_STOPPING, /* graceful restart or stop */
+    RTB_CLOSE_DELETED,  /* the board was deleted */
+    RTB_CLOSE_PROTOCOL, /* a protocol error (WebSocket) */
+    RTB_CLOSE_TIMEOUT   /* idle, or a missed pong */
 };
 
 struct rtb_conn_t {
@@ -71,7 +71,7 @@ struct rtb_conn_t {
     apr_socket_t *sock;
     int fd;
     const rtb_transport_t *vt;
-    ap_filter_t *out; /* where writes go: r->output_filters or c->output_filters */
+    ap_filter_t *out;        /* where writes go: r->output_filters or c->output_filters */
     apr_bucket_brigade *bb;  /* output */
     apr_bucket_brigade *ibb; /* input */
     apr_pool_t *scratch;     /* cleared often: the loop's per-pass pool, or r->pool */
@@ -80,12 +80,12 @@ struct rtb_conn_t {
     char *obuf;              /* queued output (malloc), for slow sockets */
     apr_size_t olen, ocap;
     int closing, blocking, dirty, want_out, in_pollset, counted;
-    int jobs; /* deferred jobs in flight: finish waits for them */
-    int on_closing; /* on the loop's closing list */
-    int final;      /* writing its last words: writes allowed while closing */
+    int jobs;         /* deferred jobs in flight: finish waits for them */
+    int on_closing;   /* on the loop's closing list */
+    int final;        /* writing its last words: writes allowed while closing */
     int keep_request; /* the transport still needs its request: never released */
     int settled;      /* request released (unless kept) and input drained, once */
-    apr_uint32_t id; /* unique within the child */
+    apr_uint32_t id;  /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;
     apr_uint64_t passes; /* loop pass that adopted it */
@@ -94,7 +94,7 @@ struct rtb_conn_t {
     rtb_conn_t *qnext;       /* hand-off queue, dirty list, closing list */
     rtb_conn_t *dnext;
     const char *user, *name;
-    void *tdata;                  /* transport's own state */
+    void *tdata; /* transport's own state */
 };
 
 /* A record copied out of the ring, so the lock is not held while writing. */
@@ -165,8 +165,8 @@ void rtb_conn_deliver(rtb_sub_t *sub, const rtb_rec_t *rec);
  * rtb_rec_t in `p`, under the bus lock; advances *cursor. *lapped is set
  * when records were overwritten before they were read.
  */
-apr_array_header_t *rtb_conn_read_ring(apr_pool_t *p, apr_uint64_t *cursor,
-                                       apr_uint64_t limit, int *lapped);
+apr_array_header_t *rtb_conn_read_ring(apr_pool_t *p, apr_uint64_t *cursor, apr_uint64_t limit,
+                                       int *lapped);
 
 /*
  * For transports whose client sends nothing (SSE, long polls): reads and

@@ -244,8 +244,7 @@ static void engine_finish(rtb_conn_t *cn)
     if (r) {
         if (cn->vt->http_body && !c->aborted) {
             ap_finalize_request_protocol(r);
-        }
-        else {
+        } else {
             r->output_filters = r->proto_output_filters = c->output_filters;
             r->input_filters = r->proto_input_filters = c->input_filters;
         }
@@ -395,11 +394,10 @@ static void engine_publish_status(void)
             continue;
         if (n < RTB_SLOT_BOARDS) {
             slot = n++;
-        }
-        else {
+        } else {
             for (i = 0; i < RTB_SLOT_BOARDS; i++) {
-                if (sl->boards[i].conns < b->count && (slot < 0 ||
-                                                       sl->boards[i].conns < sl->boards[slot].conns))
+                if (sl->boards[i].conns < b->count &&
+                    (slot < 0 || sl->boards[i].conns < sl->boards[slot].conns))
                     slot = i;
             }
         }
@@ -410,36 +408,115 @@ static void engine_publish_status(void)
     }
 }
 
+/* Input and writability reported by the pollset. */
+static void engine_on_poll(const apr_pollfd_t *fds, apr_int32_t n)
+{
+    apr_int32_t i;
+    for (i = 0; i < n; i++) {
+        rtb_conn_t *cn = fds[i].client_data;
+        if (!cn || cn->closing)
+            continue;
+        if (fds[i].rtnevents & APR_POLLOUT)
+            rtb_conn_flush(cn);
+        if (fds[i].rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))
+            cn->vt->on_readable(cn);
+    }
+}
+
+/* Connections handed over by the workers since the last pass. */
+static void engine_adopt_queued(apr_pool_t *p, apr_uint64_t ring_next)
+{
+    rtb_conn_t *q, *cn;
+    apr_thread_mutex_lock(eng.qlock);
+    q = eng.queue;
+    eng.queue = NULL;
+    apr_thread_mutex_unlock(eng.qlock);
+    while (q) {
+        cn = q;
+        q = q->qnext;
+        cn->qnext = NULL;
+        engine_adopt(cn, p, ring_next);
+    }
+}
+
+/* Writes what the pass queued, one write per connection. */
+static void engine_flush_dirty(void)
+{
+    while (eng.dirty) {
+        rtb_conn_t *cn = eng.dirty;
+        eng.dirty = cn->dnext;
+        cn->dirty = 0;
+        cn->dnext = NULL;
+        if (!cn->closing)
+            rtb_conn_flush(cn);
+    }
+}
+
+/* Finishes connections that ended; destroys them a little later. */
+static void engine_reap_closing(apr_time_t now)
+{
+    rtb_conn_t *cn, *next, *keep = NULL;
+    for (cn = eng.closing; cn; cn = next) {
+        next = cn->qnext;
+        if (cn->jobs > 0) {
+            cn->qnext = keep; /* a worker still uses it */
+            keep = cn;
+            continue;
+        }
+        if (cn->in_pollset) {
+            engine_finish(cn);
+            engine_retire(cn);
+            cn->close_at = cn->adopted + ENGINE_DESTROY_GRACE;
+            if (cn->passes == eng.pass && cn->close_at <= now)
+                cn->close_at = now + 1;
+            cn->qnext = keep;
+            keep = cn;
+            continue;
+        }
+        if (now >= cn->close_at && cn->passes != eng.pass) {
+            if (cn->next || cn->prev || eng.all == cn)
+                engine_retire(cn);
+            engine_destroy(cn);
+            continue;
+        }
+        cn->qnext = keep;
+        keep = cn;
+    }
+    eng.closing = keep;
+}
+
+/* Stopping, and nothing left to finish or adopt. */
+static int engine_drained(void)
+{
+    rtb_conn_t *q;
+    if (!eng.stopping || eng.all || eng.closing)
+        return 0;
+    apr_thread_mutex_lock(eng.qlock);
+    q = eng.queue;
+    apr_thread_mutex_unlock(eng.qlock);
+    return q == NULL;
+}
+
 static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
 {
     apr_pool_t *pass_pool;
     (void)data;
     apr_pool_create(&pass_pool, eng.pool);
     eng.pass_pool = pass_pool;
-    for (;;) {
+    do {
         apr_int32_t n = 0, i;
         const apr_pollfd_t *fds = NULL;
-        apr_status_t rv;
-        rtb_conn_t *q, *cn, *next;
         apr_array_header_t *recs;
-        apr_time_t now;
-        int lapped;
         apr_uint64_t ring_next;
+        apr_time_t now;
+        rtb_conn_t *cn;
+        int lapped;
 
-        rv = apr_pollset_poll(eng.ps, apr_time_from_msec(250), &n, &fds);
+        if (apr_pollset_poll(eng.ps, apr_time_from_msec(250), &n, &fds) != APR_SUCCESS)
+            n = 0;
         eng.pass++;
         apr_pool_clear(pass_pool);
-        if (rv == APR_SUCCESS) {
-            for (i = 0; i < n; i++) {
-                cn = fds[i].client_data;
-                if (!cn || cn->closing)
-                    continue;
-                if (fds[i].rtnevents & APR_POLLOUT)
-                    rtb_conn_flush(cn);
-                if (fds[i].rtnevents & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))
-                    cn->vt->on_readable(cn);
-            }
-        }
+        engine_on_poll(fds, n);
 
         /* records published by any child since the last pass; a connection
          * adopted below catches up only to where this batch starts, since the
@@ -452,19 +529,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
             for (cn = eng.all; cn; cn = cn->next)
                 rtb_conn_close(cn, RTB_CLOSE_LAPPED);
         }
-
-        /* connections handed over by the workers */
-        apr_thread_mutex_lock(eng.qlock);
-        q = eng.queue;
-        eng.queue = NULL;
-        apr_thread_mutex_unlock(eng.qlock);
-        while (q) {
-            cn = q;
-            q = q->qnext;
-            cn->qnext = NULL;
-            engine_adopt(cn, pass_pool, ring_next);
-        }
-
+        engine_adopt_queued(pass_pool, ring_next);
         for (i = 0; i < recs->nelts; i++)
             engine_dispatch(&APR_ARRAY_IDX(recs, i, rtb_rec_t));
         engine_run_done_jobs();
@@ -475,62 +540,13 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
             engine_publish_status();
             eng.next_timer = now + ENGINE_TIMER_INTERVAL;
         }
-
         if (eng.stopping) {
             for (cn = eng.all; cn; cn = cn->next)
                 rtb_conn_close(cn, RTB_CLOSE_STOPPING);
         }
-
-        /* write what the pass queued, one write per connection */
-        while (eng.dirty) {
-            cn = eng.dirty;
-            eng.dirty = cn->dnext;
-            cn->dirty = 0;
-            cn->dnext = NULL;
-            if (!cn->closing)
-                rtb_conn_flush(cn);
-        }
-
-        /* finish connections that ended; destroy them a little later */
-        {
-            rtb_conn_t *keep = NULL;
-            for (cn = eng.closing; cn; cn = next) {
-                next = cn->qnext;
-                if (cn->jobs > 0) {
-                    cn->qnext = keep; /* a worker still uses it */
-                    keep = cn;
-                    continue;
-                }
-                if (cn->in_pollset) {
-                    engine_finish(cn);
-                    engine_retire(cn);
-                    cn->close_at = cn->adopted + ENGINE_DESTROY_GRACE;
-                    if (cn->passes == eng.pass && cn->close_at <= now)
-                        cn->close_at = now + 1;
-                    cn->qnext = keep;
-                    keep = cn;
-                    continue;
-                }
-                if (now >= cn->close_at && cn->passes != eng.pass) {
-                    if (cn->next || cn->prev || eng.all == cn)
-                        engine_retire(cn);
-                    engine_destroy(cn);
-                    continue;
-                }
-                cn->qnext = keep;
-                keep = cn;
-            }
-            eng.closing = keep;
-        }
-
-        if (eng.stopping && !eng.all && !eng.closing) {
-            apr_thread_mutex_lock(eng.qlock);
-            q = eng.queue;
-            apr_thread_mutex_unlock(eng.qlock);
-            if (!q)
-                break;
-        }
-    }
+        engine_flush_dirty();
+        engine_reap_closing(now);
+    } while (!engine_drained());
     apr_pool_destroy(pass_pool);
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
@@ -615,8 +631,7 @@ int rtb_engine_hand_off(rtb_conn_t *cn)
     conn_rec *c = cn->c;
     int async = 0;
     ap_mpm_query(AP_MPMQ_IS_ASYNC, &async);
-    if (!eng.running || !async || !c->cs || c->master || c->clogging_input_filters ||
-        eng.stopping)
+    if (!eng.running || !async || !c->cs || c->master || c->clogging_input_filters || eng.stopping)
         return rtb_blocking_run(cn, &eng.stopping);
     /* the reqtimeout filter would cut an idle stream */
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");

@@ -163,8 +163,7 @@ static int sse_parse(request_rec *r, const rtb_route_t *rt, int multi, const cha
                            "boards");
             return DONE;
         }
-    }
-    else {
+    } else {
         boards[(*nb)++] = rt->board;
     }
     for (i = 0; i < *nb; i++)
@@ -179,8 +178,7 @@ static int sse_parse(request_rec *r, const rtb_route_t *rt, int multi, const cha
             return DONE;
         }
         since[0] = (long long)id;
-    }
-    else {
+    } else {
         rtb_cursor_item_t items[SSE_MAX_BOARDS];
         int n = 0;
         if (rtb_sse_parse_cursor(cur, items, SSE_MAX_BOARDS, &n) != RTB_SSE_OK) {

@@ -19,9 +19,8 @@ const char *rtb_now_iso(apr_pool_t *p)
     apr_time_exp_t t;
     apr_time_t now = apr_time_now();
     apr_time_exp_gmt(&t, now);
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
-                        t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                        t.tm_usec / 1000);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
+                        t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, t.tm_usec / 1000);
 }
 
 /* Why: every API answer names who Apache authenticated, for clients. */
@@ -139,8 +138,8 @@ int rtb_board_allowed(request_rec *r, const char *board, const char *method, con
         uri = apr_pstrcat(r->pool, cfg->base, "boards/", board, NULL);
     rr = ap_sub_req_method_uri(method ? method : "GET", uri, r, NULL);
     st = rr->status;
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RTB0030: %s %s for %s: %d", rr->method,
-                  uri, r->user ? r->user : "-", st);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "RTB0030: %s %s for %s: %d", rr->method, uri,
+                  r->user ? r->user : "-", st);
     ap_destroy_sub_req(rr);
     return st == HTTP_OK ? OK : st;
 }
@@ -149,8 +148,8 @@ int rtb_send_board_refused(request_rec *r, int rc, const char *board)
 {
     /* Apache answers 401 to a known user that fails Require: that is a 403 here */
     if (rc == HTTP_UNAUTHORIZED && !r->user)
-        return rtb_send_error(r, HTTP_UNAUTHORIZED, "not_authenticated",
-                              "authentication required", NULL);
+        return rtb_send_error(r, HTTP_UNAUTHORIZED, "not_authenticated", "authentication required",
+                              NULL);
     return rtb_send_error(r, HTTP_FORBIDDEN, "board_forbidden",
                           apr_psprintf(r->pool, "you may not use board %s", board), NULL);
 }

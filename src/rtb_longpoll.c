@@ -59,14 +59,13 @@ static void lp_on_close(rtb_conn_t *cn, int why)
         static const char open[] = "{\"data\":[";
         rtb_conn_write(cn, open, sizeof(open) - 1);
         rtb_conn_write(cn, st->events, st->len);
-        n = apr_snprintf(head, sizeof(head), "],\"lastEventId\":%" APR_UINT64_T_FMT
-                         ",\"timeout\":false}", st->last);
-    }
-    else {
+        n = apr_snprintf(head, sizeof(head),
+                         "],\"lastEventId\":%" APR_UINT64_T_FMT ",\"timeout\":false}", st->last);
+    } else {
         n = apr_snprintf(head, sizeof(head),
                          "{\"data\":[],\"lastEventId\":%" APR_UINT64_T_FMT ",\"timeout\":%s}",
-                         st->since, why == RTB_CLOSE_TIMEOUT || why == RTB_CLOSE_STOPPING
-                                        ? "true" : "false");
+                         st->since,
+                         why == RTB_CLOSE_TIMEOUT || why == RTB_CLOSE_STOPPING ? "true" : "false");
     }
     rtb_conn_write(cn, head, (apr_size_t)n);
     free(st->events);

@@ -28,20 +28,18 @@ static int presence_pid_alive(apr_uint32_t pid)
 }
 
 /* Counts live leases of `user` on `board` (ring lock held). */
-static int presence_count(rtb_presence_t *t, apr_uint32_t bh, const char *board,
-                             const char *user)
+static int presence_count(rtb_presence_t *t, apr_uint32_t bh, const char *board, const char *user)
 {
     int i, n = 0;
     for (i = 0; i < RTB_PRESENCE_MAX; i++) {
-        if (t[i].pid && t[i].bhash == bh && !strcmp(t[i].board, board) &&
-            !strcmp(t[i].user, user))
+        if (t[i].pid && t[i].bhash == bh && !strcmp(t[i].board, board) && !strcmp(t[i].user, user))
             n++;
     }
     return n;
 }
 
-static void presence_publish(server_rec *s, const char *type, const char *board,
-                                const char *user, const char *name)
+static void presence_publish(server_rec *s, const char *type, const char *board, const char *user,
+                             const char *name)
 {
     json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "type", type, "boardId", board, "userId", user,
                           "name", name);
@@ -132,8 +130,8 @@ json_t *rtb_presence_list(const char *board)
         if (t[i].pid && t[i].bhash == bh && !strcmp(t[i].board, board) &&
             !json_object_get(seen, t[i].user)) {
             json_object_set_new(seen, t[i].user, json_true());
-            json_array_append_new(users, json_pack("{s:s,s:s}", "userId", t[i].user, "name",
-                                                   t[i].name));
+            json_array_append_new(users,
+                                  json_pack("{s:s,s:s}", "userId", t[i].user, "name", t[i].name));
         }
     }
     rtb_bus_unlock();
@@ -176,10 +174,9 @@ void rtb_presence_reap(server_rec *s)
     for (k = 0; k < n; k++) {
         if (gone[k].typing_task) {
             /* the dead socket's typing indicator ends with it */
-            json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing",
-                                  "boardId", gone[k].board, "taskId",
-                                  (json_int_t)gone[k].typing_task, "userId", gone[k].user,
-                                  "name", gone[k].name);
+            json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing", "boardId",
+                                  gone[k].board, "taskId", (json_int_t)gone[k].typing_task,
+                                  "userId", gone[k].user, "name", gone[k].name);
             char *js = json_dumps(j, JSON_COMPACT);
             json_decref(j);
             if (js) {

@@ -74,8 +74,8 @@ static int replay_from_store(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, int 
     return OK;
 }
 
-int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s,
-                    const char *board, long long since, int max)
+int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s, const char *board,
+                    long long since, int max)
 {
     rtb_cfg_t *cfg = rtb_cfg(s);
     const char *a1[1] = {board};
@@ -102,8 +102,7 @@ int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s
     }
     if (!replay_from_ring(rp, p, max) && replay_from_store(rp, db, p, max) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
-    if (!rp->reset && max && rp->events->nelts == max &&
-        rtb_replay_position(rp) < rp->last)
+    if (!rp->reset && max && rp->events->nelts == max && rtb_replay_position(rp) < rp->last)
         rp->more = 1;
     return OK;
 }
@@ -130,8 +129,8 @@ const char *rtb_replay_updates_json(apr_pool_t *p, server_rec *s, const rtb_repl
     int n = rp->events->nelts, i;
     struct iovec *iov;
     if (rp->reset)
-        return apr_psprintf(p, "{\"data\":[%s],\"lastEventId\":%" APR_UINT64_T_FMT
-                               ",\"reset\":true}",
+        return apr_psprintf(p,
+                            "{\"data\":[%s],\"lastEventId\":%" APR_UINT64_T_FMT ",\"reset\":true}",
                             rtb_replay_reset_json(p, s, rp), rp->last);
     if (!n) /* nothing new: where the board is */
         return apr_psprintf(p, "{\"data\":[],\"lastEventId\":%" APR_UINT64_T_FMT "}",

@@ -27,10 +27,10 @@ typedef struct {
 
 typedef struct {
     const char *board;
-    apr_uint64_t last;  /* the board's lastEventId when read */
-    apr_uint64_t since; /* where the client is (last, when it starts live) */
-    int reset;          /* the client must reload the snapshot */
-    int more;           /* stopped at `max` events: ask again from the last one */
+    apr_uint64_t last;          /* the board's lastEventId when read */
+    apr_uint64_t since;         /* where the client is (last, when it starts live) */
+    int reset;                  /* the client must reload the snapshot */
+    int more;                   /* stopped at `max` events: ask again from the last one */
     apr_array_header_t *events; /* rtb_replay_event_t after `since`, in id order */
 } rtb_replay_t;
 
@@ -41,8 +41,8 @@ typedef struct {
  * Returns OK, HTTP_NOT_FOUND (no such board) or HTTP_INTERNAL_SERVER_ERROR
  * (the store failed; logged by the store).
  */
-int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s,
-                    const char *board, long long since, int max);
+int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s, const char *board,
+                    long long since, int max);
 
 /*
  * The event after which a client is once it has the replay: lastEventId for

@@ -85,8 +85,7 @@ int rtb_res_no_board(rtb_rest_ctx_t *x, rtb_answer_t *a)
 {
     if (x->db.failed)
         return -1;
-    rtb_answer_error(x, a, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL, NULL,
-                      NULL);
+    rtb_answer_error(x, a, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL, NULL, NULL);
     return -1;
 }
 
@@ -116,7 +115,7 @@ int rtb_res_check_if_match(rtb_rest_ctx_t *x, rtb_answer_t *a, const char **task
         !strcmp(im, apr_pstrcat(x->r->pool, "W/", want, NULL)))
         return 0;
     rtb_answer_error(x, a, HTTP_PRECONDITION_FAILED, "version_mismatch",
-                      "the task was changed by someone else", NULL, "current",
-                      rtb_res_task_json(x->rt.board, task));
+                     "the task was changed by someone else", NULL, "current",
+                     rtb_res_task_json(x->rt.board, task));
     return -1;
 }

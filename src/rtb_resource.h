@@ -16,8 +16,7 @@ json_t *rtb_res_list_json(const char *board, const char **row);
 json_t *rtb_res_task_json(const char *board, const char **c);
 
 /* The first row of a select on x->db, or NULL (none, or a failure: x->db.failed). */
-const char **rtb_res_one_row(rtb_rest_ctx_t *x, const char *label, int nargs,
-                             const char **args);
+const char **rtb_res_one_row(rtb_rest_ctx_t *x, const char *label, int nargs, const char **args);
 const char **rtb_res_board_row(rtb_rest_ctx_t *x, const char *board);
 const char **rtb_res_task_row(rtb_rest_ctx_t *x, const char *board, long long task);
 const char **rtb_res_list_row(rtb_rest_ctx_t *x, const char *board, long long list);

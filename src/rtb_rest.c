@@ -73,8 +73,8 @@ static int rest_board_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
     if (x->db.failed)
         return -1;
     if (rtb_res_board_row(x, id)) {
-        rtb_answer_error(x, a, HTTP_CONFLICT, "board_exists", "a board with this id exists",
-                          "id", NULL, NULL);
+        rtb_answer_error(x, a, HTTP_CONFLICT, "board_exists", "a board with this id exists", "id",
+                         NULL, NULL);
         return -1;
     }
     {
@@ -91,8 +91,7 @@ static int rest_board_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
         if (!row)
             return -1;
         json_array_append_new(jl, json_pack("{s:o,s:s,s:s,s:I}", "id", rtb_res_num(row[0]),
-                                            "boardId", id, "name", ln, "position",
-                                            (json_int_t)i));
+                                            "boardId", id, "name", ln, "position", (json_int_t)i));
     }
     out = json_pack("{s:s,s:s,s:s,s:i,s:o}", "id", id, "name", name, "createdAt", now,
                     "lastEventId", 0, "lists", jl);
@@ -117,22 +116,21 @@ static int rest_board_body_extra(rtb_rest_ctx_t *x)
     size_t i;
     if (id && !rtb_board_id_valid(id, strlen(id)))
         return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_id",
-                              "id must match [a-z0-9][a-z0-9_-]{0,63}", "id");
+                           "id must match [a-z0-9][a-z0-9_-]{0,63}", "id");
     if (lists) {
         if (!json_is_array(lists) || json_array_size(lists) > 50)
             return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
-                                  "lists must be an array of at most 50 names", "lists");
+                               "lists must be an array of at most 50 names", "lists");
         for (i = 0; i < json_array_size(lists); i++) {
             json_t *v = json_array_get(lists, i);
             size_t n;
             if (!json_is_string(v))
                 return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
-                                      "every list name must be a string", "lists");
+                                   "every list name must be a string", "lists");
             n = rtb_utf8_len(json_string_value(v));
             if (n < 1 || n > 100 || strlen(json_string_value(v)) != json_string_length(v))
                 return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_value",
-                                      "list names are 1..100 characters, without NUL",
-                                      "lists");
+                                   "list names are 1..100 characters, without NUL", "lists");
         }
     }
     return OK;
@@ -208,10 +206,12 @@ static int rest_board_get(rtb_rest_ctx_t *x)
         return rtb_send_body(r, HTTP_NOT_MODIFIED, NULL, 0);
     jl = json_array();
     for (i = 0; i < lists->nelts; i++)
-        json_array_append_new(jl, rtb_res_list_json(x->rt.board, APR_ARRAY_IDX(lists, i, const char **)));
+        json_array_append_new(
+            jl, rtb_res_list_json(x->rt.board, APR_ARRAY_IDX(lists, i, const char **)));
     jt = json_array();
     for (i = 0; i < tasks->nelts; i++)
-        json_array_append_new(jt, rtb_res_task_json(x->rt.board, APR_ARRAY_IDX(tasks, i, const char **)));
+        json_array_append_new(
+            jt, rtb_res_task_json(x->rt.board, APR_ARRAY_IDX(tasks, i, const char **)));
     root = json_pack("{s:{s:o,s:o,s:o},s:o}", "data", "board", rtb_res_board_json(b), "lists", jl,
                      "tasks", jt, "lastEventId", rtb_res_num(b[RTB_BC_SEQ]));
     return rtb_send_json(r, HTTP_OK, root);
@@ -243,7 +243,8 @@ static int rest_board_delete(rtb_rest_ctx_t *x, rtb_answer_t *a)
     const char *args[1] = {x->rt.board};
     if (!rtb_res_board_row(x, x->rt.board))
         return rtb_res_no_board(x, a);
-    if (!rtb_write_emit(x, x->rt.board, "board_deleted", json_pack("{s:s}", "boardId", x->rt.board)))
+    if (!rtb_write_emit(x, x->rt.board, "board_deleted",
+                        json_pack("{s:s}", "boardId", x->rt.board)))
         return -1;
     if (rtb_db_exec(&x->db, RTB_SQL_BOARD_DEL, 1, args, NULL) < 0)
         return -1;
@@ -336,8 +337,7 @@ static int rest_list_delete(rtb_rest_ctx_t *x, rtb_answer_t *a)
         return -1;
     if (ntasks > 0 && !cascade) {
         rtb_answer_error(x, a, HTTP_CONFLICT, "list_not_empty",
-                          "the list holds tasks; delete them or use ?cascade=1", NULL, NULL,
-                          NULL);
+                         "the list holds tasks; delete them or use ?cascade=1", NULL, NULL, NULL);
         return -1;
     }
     {
@@ -349,8 +349,8 @@ static int rest_list_delete(rtb_rest_ctx_t *x, rtb_answer_t *a)
             return -1;
     }
     if (!rtb_write_emit(x, x->rt.board, "list_deleted",
-                   json_pack("{s:I,s:I}", "listId", (json_int_t)x->rt.list, "tasksDeleted",
-                             (json_int_t)ntasks)))
+                        json_pack("{s:I,s:I}", "listId", (json_int_t)x->rt.list, "tasksDeleted",
+                                  (json_int_t)ntasks)))
         return -1;
     a->status = HTTP_NO_CONTENT;
     a->body = NULL;
@@ -392,7 +392,7 @@ static int rest_bad_list(rtb_rest_ctx_t *x, rtb_answer_t *a)
     if (x->db.failed)
         return -1;
     rtb_answer_error(x, a, HTTP_UNPROCESSABLE_ENTITY, "list_not_found",
-                      "listId does not name a list of this board", "listId", NULL, NULL);
+                     "listId does not name a list of this board", "listId", NULL, NULL);
     return -1;
 }
 
@@ -426,16 +426,23 @@ static int rest_task_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
     }
     {
         const char *desc = rtb_body_str(x, "description");
-        const char *args[11] = {x->rt.board, lid,       rtb_body_str(x, "title"),
-                                desc ? desc : "", rtb_body_str(x, "assignee"),
-                                rtb_lltoa(p, pos), now, now, x->user, x->user};
+        const char *args[11] = {x->rt.board,
+                                lid,
+                                rtb_body_str(x, "title"),
+                                desc ? desc : "",
+                                rtb_body_str(x, "assignee"),
+                                rtb_lltoa(p, pos),
+                                now,
+                                now,
+                                x->user,
+                                x->user};
         row = rtb_res_one_row(x, RTB_SQL_TASK_INS, 10, args); /* RETURNING the task's columns */
         if (!row)
             return -1;
     }
     tj = rtb_res_task_json(x->rt.board, row);
-    a->location = apr_psprintf(p, "%sboards/%s/tasks/%s", x->cfg->base, x->rt.board,
-                               row[RTB_TC_ID]);
+    a->location =
+        apr_psprintf(p, "%sboards/%s/tasks/%s", x->cfg->base, x->rt.board, row[RTB_TC_ID]);
     return rtb_write_emit_resource(x, a, "task_created", "task", tj, HTTP_CREATED);
 }
 
@@ -448,16 +455,16 @@ static int rest_tasks_list(rtb_rest_ctx_t *x)
     if (rtb_db_acquire(&x->db, x->r) < 0)
         return rtb_send_db_unavailable(x->r);
     if (!rtb_res_board_row(x, x->rt.board))
-        return x->db.failed ? rtb_send_db_error(x->r)
-                            : rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found",
-                                             "no such board", NULL);
+        return x->db.failed
+                   ? rtb_send_db_error(x->r)
+                   : rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
     rows = rtb_db_select(&x->db, RTB_SQL_TASKS_OF, 1, a1, NULL);
     if (!rows)
         return rtb_send_db_error(x->r);
     arr = json_array();
     for (i = 0; i < rows->nelts; i++)
-        json_array_append_new(arr,
-                              rtb_res_task_json(x->rt.board, APR_ARRAY_IDX(rows, i, const char **)));
+        json_array_append_new(
+            arr, rtb_res_task_json(x->rt.board, APR_ARRAY_IDX(rows, i, const char **)));
     return rtb_send_json(x->r, HTTP_OK, rtb_json_data(arr));
 }
 
@@ -471,12 +478,10 @@ static int rest_task_get(rtb_rest_ctx_t *x)
         if (x->db.failed)
             return rtb_send_db_error(x->r);
         if (!rtb_res_board_row(x, x->rt.board))
-            return rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board",
-                                  NULL);
+            return rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
         return rtb_send_error(x->r, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL);
     }
-    apr_table_setn(x->r->headers_out, "ETag",
-                   rtb_res_task_etag(x->r->pool, row));
+    apr_table_setn(x->r->headers_out, "ETag", rtb_res_task_etag(x->r->pool, row));
     return rtb_send_json(x->r, HTTP_OK, rtb_json_data(rtb_res_task_json(x->rt.board, row)));
 }
 
@@ -500,8 +505,7 @@ static int rest_task_patch(rtb_rest_ctx_t *x, rtb_answer_t *a)
         return -1;
     if (json_object_size(x->body) == 0) {
         rtb_answer_error(x, a, HTTP_UNPROCESSABLE_ENTITY, "empty_patch",
-                          "give at least one of title, description, assignee", NULL, NULL,
-                          NULL);
+                         "give at least one of title, description, assignee", NULL, NULL, NULL);
         return -1;
     }
     {
@@ -509,7 +513,9 @@ static int rest_task_patch(rtb_rest_ctx_t *x, rtb_answer_t *a)
             rtb_body_has(x, "title") ? rtb_body_str(x, "title") : row[RTB_TC_TITLE],
             rtb_body_has(x, "description") ? rtb_body_str(x, "description") : row[RTB_TC_DESC],
             rtb_body_has(x, "assignee") ? rtb_body_str(x, "assignee") : row[RTB_TC_ASSIGNEE],
-            rtb_now_iso(p), x->user, rtb_lltoa(p, x->rt.task)};
+            rtb_now_iso(p),
+            x->user,
+            rtb_lltoa(p, x->rt.task)};
         if (rtb_db_exec(&x->db, RTB_SQL_TASK_UPDATE, 6, args, NULL) < 0)
             return -1;
     }
@@ -536,8 +542,8 @@ static int rest_task_delete(rtb_rest_ctx_t *x, rtb_answer_t *a)
             return -1;
     }
     if (!rtb_write_emit(x, x->rt.board, "task_deleted",
-                   json_pack("{s:I,s:o}", "taskId", (json_int_t)x->rt.task, "listId",
-                             rtb_res_num(row[RTB_TC_LIST]))))
+                        json_pack("{s:I,s:o}", "taskId", (json_int_t)x->rt.task, "listId",
+                                  rtb_res_num(row[RTB_TC_LIST]))))
         return -1;
     a->status = HTTP_NO_CONTENT;
     a->body = NULL;
@@ -574,7 +580,8 @@ static int rest_task_move(rtb_rest_ctx_t *x, rtb_answer_t *a)
         pos = count;
     {
         const char *open_gap[3] = {"1", rtb_lltoa(p, to_list), rtb_lltoa(p, pos)};
-        const char *mv[5] = {rtb_lltoa(p, to_list), rtb_lltoa(p, pos), rtb_now_iso(p), x->user, tid};
+        const char *mv[5] = {rtb_lltoa(p, to_list), rtb_lltoa(p, pos), rtb_now_iso(p), x->user,
+                             tid};
         if (rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, open_gap, NULL) < 0 ||
             rtb_db_exec(&x->db, RTB_SQL_TASK_MOVE, 5, mv, NULL) < 0)
             return -1;
@@ -584,8 +591,8 @@ static int rest_task_move(rtb_rest_ctx_t *x, rtb_answer_t *a)
         return -1;
     tj = rtb_res_task_json(x->rt.board, row);
     if (!rtb_write_emit(x, x->rt.board, "task_moved",
-                   json_pack("{s:O,s:{s:o,s:o}}", "task", tj, "from", "listId",
-                             rtb_res_num(from_list), "position", rtb_res_num(from_pos)))) {
+                        json_pack("{s:O,s:{s:o,s:o}}", "task", tj, "from", "listId",
+                                  rtb_res_num(from_list), "position", rtb_res_num(from_pos)))) {
         json_decref(tj);
         return -1;
     }
@@ -609,8 +616,8 @@ static int rest_updates(rtb_rest_ctx_t *x)
                               "since must be an event id (a non-negative integer)", "since");
     if (rtb_db_acquire(&x->db, x->r) < 0)
         return rtb_send_db_unavailable(x->r);
-    rc = rtb_replay_read(&rp, &x->db, x->r->pool, x->r->server, x->rt.board, since,
-                         RTB_REPLAY_PAGE);
+    rc =
+        rtb_replay_read(&rp, &x->db, x->r->pool, x->r->server, x->rt.board, since, RTB_REPLAY_PAGE);
     if (rc == HTTP_NOT_FOUND)
         return rtb_send_error(x->r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
     if (rc != OK)
@@ -650,12 +657,13 @@ static int rest_alias(rtb_rest_ctx_t *x)
             return rtb_send_db_unavailable(r);
         row = rtb_res_one_row(x, RTB_SQL_TASK_BOARD, 1, a);
         if (!row)
-            return x->db.failed ? rtb_send_db_error(r)
-                                : rtb_send_error(r, HTTP_NOT_FOUND, "task_not_found",
-                                                 "no such task", NULL);
+            return x->db.failed
+                       ? rtb_send_db_error(r)
+                       : rtb_send_error(r, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL);
         apr_cpystrn(x->rt.board, row[0], sizeof(x->rt.board));
-        uri = apr_psprintf(r->pool, "%sboards/%s/tasks/%" APR_INT64_T_FMT "%s", x->cfg->base, x->rt.board,
-                           (apr_int64_t)x->rt.task, x->rt.id == RTB_R_ALIAS_MOVE ? "/move" : "");
+        uri = apr_psprintf(r->pool, "%sboards/%s/tasks/%" APR_INT64_T_FMT "%s", x->cfg->base,
+                           x->rt.board, (apr_int64_t)x->rt.task,
+                           x->rt.id == RTB_R_ALIAS_MOVE ? "/move" : "");
     }
     rc = rtb_board_allowed(r, x->rt.board, r->method, uri);
     if (rc != OK)

@@ -42,9 +42,9 @@ static json_t *status_json(void)
                 continue;
             json_object_set_new(cb, sl->boards[b].board, json_integer(sl->boards[b].conns));
             cur = json_object_get(boards, sl->boards[b].board);
-            json_object_set_new(boards, sl->boards[b].board,
-                                json_integer((cur ? json_integer_value(cur) : 0) +
-                                             sl->boards[b].conns));
+            json_object_set_new(
+                boards, sl->boards[b].board,
+                json_integer((cur ? json_integer_value(cur) : 0) + sl->boards[b].conns));
         }
         ch = json_pack("{s:i,s:i,s:o,s:o,s:I,s:I}", "pid", (int)sl->pid, "generation",
                        (int)sl->generation, "connections", conns, "boards", cb, "delivered",
@@ -61,12 +61,11 @@ static json_t *status_json(void)
     }
     return json_pack("{s:{s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:i,s:I,s:I,s:I}}}", "data",
                      "connections", totals, "boards", boards, "children", children, "published",
-                     (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered,
-                     "dropped", (json_int_t)dropped, "ring", "records", (json_int_t)st.records,
-                     "bytesUsed", (json_int_t)st.bytes_used, "bytesCapacity",
-                     (json_int_t)st.bytes_capacity, "slots", (int)st.index_slots, "oldest",
-                     (json_int_t)st.oldest, "next", (json_int_t)st.next, "evicted",
-                     (json_int_t)st.evicted);
+                     (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered, "dropped",
+                     (json_int_t)dropped, "ring", "records", (json_int_t)st.records, "bytesUsed",
+                     (json_int_t)st.bytes_used, "bytesCapacity", (json_int_t)st.bytes_capacity,
+                     "slots", (int)st.index_slots, "oldest", (json_int_t)st.oldest, "next",
+                     (json_int_t)st.next, "evicted", (json_int_t)st.evicted);
 }
 
 int rtb_status_handler(request_rec *r)
@@ -86,18 +85,19 @@ static int status_mod_status(request_rec *r, int flags)
     json_t *d = json_object_get(j, "data");
     json_t *c = json_object_get(d, "connections");
     if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "RTBoardSSE: %d\nRTBoardLongPoll: %d\nRTBoardWebSocket: %d\n"
-                      "RTBoardBlocking: %d\nRTBoardPublished: %" APR_INT64_T_FMT "\n",
+        ap_rprintf(r,
+                   "RTBoardSSE: %d\nRTBoardLongPoll: %d\nRTBoardWebSocket: %d\n"
+                   "RTBoardBlocking: %d\nRTBoardPublished: %" APR_INT64_T_FMT "\n",
                    (int)json_integer_value(json_object_get(c, "sse")),
                    (int)json_integer_value(json_object_get(c, "longpoll")),
                    (int)json_integer_value(json_object_get(c, "ws")),
                    (int)json_integer_value(json_object_get(c, "blocking")),
                    (apr_int64_t)json_integer_value(json_object_get(d, "published")));
-    }
-    else {
-        ap_rprintf(r, "<hr />\n<h2>mod_rtboard</h2>\n<dl><dt>streams: %d SSE, %d long polls, "
-                      "%d WebSockets, %d blocking</dt><dt>events published: %" APR_INT64_T_FMT
-                      ", delivered: %" APR_INT64_T_FMT "</dt></dl>\n",
+    } else {
+        ap_rprintf(r,
+                   "<hr />\n<h2>mod_rtboard</h2>\n<dl><dt>streams: %d SSE, %d long polls, "
+                   "%d WebSockets, %d blocking</dt><dt>events published: %" APR_INT64_T_FMT
+                   ", delivered: %" APR_INT64_T_FMT "</dt></dl>\n",
                    (int)json_integer_value(json_object_get(c, "sse")),
                    (int)json_integer_value(json_object_get(c, "longpoll")),
                    (int)json_integer_value(json_object_get(c, "ws")),

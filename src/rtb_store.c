@@ -34,15 +34,14 @@ typedef struct {
     const char *sql;
 } store_stmt_t;
 
-#define TASK_COLS                                                                      \
-    "t.id, t.list_id, t.title, t.description, t.assignee, t.position, t.version, "     \
+#define TASK_COLS                                                                                  \
+    "t.id, t.list_id, t.title, t.description, t.assignee, t.position, t.version, "                 \
     "t.created_at, t.updated_at, t.created_by, t.updated_by"
 
 static const store_stmt_t store_stmts[] = {
     {RTB_SQL_BOARD_GET, "SELECT id, name, created_at, seq FROM boards WHERE id = %s"},
     {RTB_SQL_BOARDS_ALL, "SELECT id, name, created_at, seq FROM boards ORDER BY created_at, id"},
-    {RTB_SQL_BOARD_INS,
-     "INSERT INTO boards (id, name, created_at, seq) VALUES (%s, %s, %s, 0)"},
+    {RTB_SQL_BOARD_INS, "INSERT INTO boards (id, name, created_at, seq) VALUES (%s, %s, %s, 0)"},
     {RTB_SQL_BOARD_SEQ, "UPDATE boards SET seq = seq + 1 WHERE id = %s RETURNING seq"},
     {RTB_SQL_BOARD_RENAME, "UPDATE boards SET name = %s WHERE id = %s"},
     {RTB_SQL_BOARD_DEL, "DELETE FROM boards WHERE id = %s"},
@@ -51,16 +50,16 @@ static const store_stmt_t store_stmts[] = {
     {RTB_SQL_LIST_GET, "SELECT id, name, position FROM lists WHERE id = %d AND board_id = %s"},
     {RTB_SQL_LIST_INS,
      "INSERT INTO lists (board_id, name, position) VALUES (%s, %s, %d) RETURNING id"},
-    {RTB_SQL_LIST_NEXT_POS,
-     "SELECT COALESCE(MAX(position) + 1, 0) FROM lists WHERE board_id = %s"},
+    {RTB_SQL_LIST_NEXT_POS, "SELECT COALESCE(MAX(position) + 1, 0) FROM lists WHERE board_id = %s"},
     {RTB_SQL_LIST_SHIFT,
      "UPDATE lists SET position = position + %d WHERE board_id = %s AND position >= %d"},
     {RTB_SQL_LIST_RENAME, "UPDATE lists SET name = %s WHERE id = %d"},
     {RTB_SQL_LIST_DEL, "DELETE FROM lists WHERE id = %d"},
     {RTB_SQL_LIST_TASKS, "SELECT COALESCE(MAX(position) + 1, 0) FROM tasks WHERE list_id = %d"},
     /* positions in a list run 0..n-1, so the size is MAX + 1: an index seek, not a count */
-    {RTB_SQL_LIST_COUNT, "SELECT (SELECT COALESCE(MAX(t.position) + 1, 0) FROM tasks t "
-                         "WHERE t.list_id = l.id) FROM lists l WHERE l.id = %d AND l.board_id = %s"},
+    {RTB_SQL_LIST_COUNT,
+     "SELECT (SELECT COALESCE(MAX(t.position) + 1, 0) FROM tasks t "
+     "WHERE t.list_id = l.id) FROM lists l WHERE l.id = %d AND l.board_id = %s"},
     {RTB_SQL_TASKS_OF, "SELECT " TASK_COLS " FROM tasks t JOIN lists l ON l.id = t.list_id "
                        "WHERE t.board_id = %s ORDER BY l.position, l.id, t.position, t.id"},
     {RTB_SQL_TASK_GET, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = %d AND t.board_id = %s"},
@@ -124,8 +123,8 @@ static const char *store_sql(apr_pool_t *p, const char *sql)
     const char *d;
     char *out = "";
     while ((d = strstr(sql, "%d")) != NULL) {
-        out = apr_pstrcat(p, out, apr_pstrndup(p, sql, (apr_size_t)(d - sql)),
-                          "CAST(%d AS BIGINT)", NULL);
+        out = apr_pstrcat(p, out, apr_pstrndup(p, sql, (apr_size_t)(d - sql)), "CAST(%d AS BIGINT)",
+                          NULL);
         sql = d + 2;
     }
     return apr_pstrcat(p, out, sql, NULL);
@@ -174,8 +173,8 @@ static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
         rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
                              store_sql(db->dbd->pool, store_stmts[i].sql), label, &st);
         if (rv || !st) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0002: cannot prepare %s: %s",
-                          label, apr_dbd_error(db->dbd->driver, db->dbd->handle, rv));
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0002: cannot prepare %s: %s", label,
+                          apr_dbd_error(db->dbd->driver, db->dbd->handle, rv));
             return NULL;
         }
         apr_hash_set(h, label, APR_HASH_KEY_STRING, st);
@@ -193,8 +192,8 @@ static void store_fail(rtb_db_t *db, const char *label, int rv)
                   rv, db->errmsg ? db->errmsg : "?");
 }
 
-apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
-                                  const char **args, int *ncols)
+apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, const char **args,
+                                  int *ncols)
 {
     apr_dbd_prepared_t *st = store_stmt(db, label);
     apr_dbd_results_t *res = NULL;
@@ -202,12 +201,14 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
     apr_array_header_t *rows;
     int rv, n, i;
 
-    if (!st)
+    if (!st) {
+        db->failed = 1; /* could not even prepare it: the database is broken */
         return NULL;
+    }
     if (APLOGrtrace2(db->r)) {
         for (i = 0; i < nargs; i++)
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, db->r, "RTB0007: %s arg %d = %s", label,
-                          i, args[i] ? args[i] : "NULL");
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, db->r, "RTB0007: %s arg %d = %s", label, i,
+                          args[i] ? args[i] : "NULL");
     }
     rv = apr_dbd_pselect(db->dbd->driver, db->pool, db->dbd->handle, &res, st, 0, nargs, args);
     if (rv) {
@@ -237,8 +238,10 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
 {
     apr_dbd_prepared_t *st = store_stmt(db, label);
     int n = 0, rv;
-    if (!st)
+    if (!st) {
+        db->failed = 1;
         return -1;
+    }
     rv = apr_dbd_pquery(db->dbd->driver, db->pool, db->dbd->handle, &n, st, nargs, args);
     if (rv) {
         store_fail(db, label, rv);

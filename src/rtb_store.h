@@ -61,14 +61,13 @@ enum {
 /* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_ALL rows. */
 enum { RTB_BC_ID, RTB_BC_NAME, RTB_BC_CREATED, RTB_BC_SEQ, RTB_BC__N };
 
-
 /* One database session of a request or a worker: the handle and a pool. */
 typedef struct {
     request_rec *r;
     apr_pool_t *pool;
     ap_dbd_t *dbd;
-    int failed;          /* a statement failed inside the transaction */
-    const char *errmsg;  /* driver message of the last failure */
+    int failed;         /* a statement failed inside the transaction */
+    const char *errmsg; /* driver message of the last failure */
 } rtb_db_t;
 
 /* Gets the request's connection from mod_dbd; -1 (and logs) when none. */
@@ -87,8 +86,8 @@ void rtb_db_close(rtb_db_t *db);
  * (each of ncols entries) in *rows, or NULL on failure. Exec: returns 0 and
  * the affected row count in *nrows, or -1.
  */
-apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs,
-                                  const char **args, int *ncols);
+apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, const char **args,
+                                  int *ncols);
 int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, int *nrows);
 
 /*
@@ -99,7 +98,6 @@ int rtb_db_query(rtb_db_t *db, const char *sql);
 
 /* Starts a write transaction (SQLite: BEGIN IMMEDIATE); checked: -1 when busy. */
 int rtb_db_write_begin(rtb_db_t *db);
-
 
 /*
  * A read-only transaction, so several SELECTs see one snapshot (SQLite:

@@ -134,13 +134,12 @@ int rtb_ticket_handle(request_rec *r, const rtb_route_t *rt)
         return rtb_send_error(r, HTTP_SERVICE_UNAVAILABLE, "tickets_exhausted",
                               "no ticket could be issued, try again", NULL);
     return rtb_send_json(r, HTTP_CREATED,
-                         json_pack("{s:{s:s,s:s,s:i}}", "data", "ticket", tok, "boardId",
-                                   rt->board, "expiresIn", TICKET_TTL));
+                         json_pack("{s:{s:s,s:s,s:i}}", "data", "ticket", tok, "boardId", rt->board,
+                                   "expiresIn", TICKET_TTL));
 }
 
 void rtb_ticket_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    ap_hook_check_authn(ticket_check_authn, NULL, NULL, APR_HOOK_FIRST,
-                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authn(ticket_check_authn, NULL, NULL, APR_HOOK_FIRST, AP_AUTH_INTERNAL_PER_CONF);
 }

@@ -15,8 +15,7 @@
 /* answers                                                              */
 
 void rtb_answer_error(rtb_rest_ctx_t *x, rtb_answer_t *a, int status, const char *code,
-                              const char *msg, const char *field, const char *extra_key,
-                              json_t *extra)
+                      const char *msg, const char *field, const char *extra_key, json_t *extra)
 {
     char *s = rtb_json_error_body(status, code, msg, field, extra_key, extra);
     a->status = status;
@@ -71,8 +70,8 @@ apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *ty
     s = rtb_json_dump(ev);
     json_decref(ev);
     {
-        const char *args[6] = {board, rtb_lltoa(p, (long long)id), type, at, x->user,
-                               apr_pstrdup(p, s)};
+        const char *args[6] = {
+            board, rtb_lltoa(p, (long long)id), type, at, x->user, apr_pstrdup(p, s)};
         free(s);
         if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
             return 0;
@@ -96,7 +95,7 @@ apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *ty
  * event could not be stored (nothing is answered then).
  */
 int rtb_write_emit_resource(rtb_rest_ctx_t *x, rtb_answer_t *a, const char *type, const char *key,
-                              json_t *obj, int status)
+                            json_t *obj, int status)
 {
     if (!rtb_write_emit(x, x->rt.board, type, json_pack("{s:O}", key, obj))) {
         json_decref(obj);
@@ -136,12 +135,12 @@ static const char *write_fingerprint(rtb_rest_ctx_t *x)
  */
 enum {
     WRITE_PENDING = 0,
-    WRITE_COMMITTED,   /* changed and committed: send the answer */
-    WRITE_REFUSED,     /* the change answered an error: nothing written */
-    WRITE_REPLAYED,    /* an Idempotency-Key seen before: the first answer */
-    WRITE_KEY_REUSED,  /* an Idempotency-Key used for another request */
-    WRITE_DB_ERROR,    /* a statement failed: 500 */
-    WRITE_BUSY         /* the database could not start or commit: 503 */
+    WRITE_COMMITTED,  /* changed and committed: send the answer */
+    WRITE_REFUSED,    /* the change answered an error: nothing written */
+    WRITE_REPLAYED,   /* an Idempotency-Key seen before: the first answer */
+    WRITE_KEY_REUSED, /* an Idempotency-Key used for another request */
+    WRITE_DB_ERROR,   /* a statement failed: 500 */
+    WRITE_BUSY        /* the database could not start or commit: 503 */
 };
 
 #define WRITE_BATCH_MAX 128
@@ -190,8 +189,7 @@ static void write_batch_one(rtb_db_t *db, write_item_t *it)
             const char **row = APR_ARRAY_IDX(rows, 0, const char **);
             if (strcmp(row[0], it->fp) != 0) {
                 it->outcome = WRITE_KEY_REUSED;
-            }
-            else {
+            } else {
                 it->outcome = WRITE_REPLAYED;
                 it->a.status = atoi(row[1]);
                 it->a.location = row[2];
@@ -211,8 +209,13 @@ static void write_batch_one(rtb_db_t *db, write_item_t *it)
         goto undo;
     }
     if (it->idem) {
-        const char *args[7] = {x->user,     it->idem,   it->fp, rtb_lltoa(x->r->pool, it->a.status),
-                               it->a.location, it->a.body, rtb_now_iso(x->r->pool)};
+        const char *args[7] = {x->user,
+                               it->idem,
+                               it->fp,
+                               rtb_lltoa(x->r->pool, it->a.status),
+                               it->a.location,
+                               it->a.body,
+                               rtb_now_iso(x->r->pool)};
         if (rtb_db_exec(&x->db, RTB_SQL_IDEM_INS, 7, args, NULL) < 0) {
             it->outcome = WRITE_DB_ERROR;
             goto undo;
@@ -322,8 +325,7 @@ int rtb_write_run(rtb_rest_ctx_t *x, rtb_write_fn fn)
             write_item_t *b;
             for (b = batch; b; b = b->next)
                 b->outcome = WRITE_BUSY;
-        }
-        else {
+        } else {
             write_batch_run(x, batch);
         }
         apr_thread_mutex_lock(write_gc.lock);

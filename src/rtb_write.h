@@ -35,21 +35,19 @@ int rtb_write_run(rtb_rest_ctx_t *x, rtb_write_fn fn);
  * actor, data), trims history now and then. `data` is stolen. Returns the
  * event id, 0 on failure (x->db.failed set).
  */
-apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *type,
-                            json_t *data);
+apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *type, json_t *data);
 
 /*
  * Records event `type` on x->rt.board carrying `obj` under `key`, and makes
  * {"data": obj} the answer with `status`. Steals `obj`. Returns 0, or -1
  * when the event could not be stored.
  */
-int rtb_write_emit_resource(rtb_rest_ctx_t *x, rtb_answer_t *a, const char *type,
-                            const char *key, json_t *obj, int status);
+int rtb_write_emit_resource(rtb_rest_ctx_t *x, rtb_answer_t *a, const char *type, const char *key,
+                            json_t *obj, int status);
 
 /* Answer builders for changes: an error body, or `root` (stolen) as JSON. */
 void rtb_answer_error(rtb_rest_ctx_t *x, rtb_answer_t *a, int status, const char *code,
-                      const char *msg, const char *field, const char *extra_key,
-                      json_t *extra);
+                      const char *msg, const char *field, const char *extra_key, json_t *extra);
 void rtb_answer_json(rtb_rest_ctx_t *x, rtb_answer_t *a, int status, json_t *root);
 
 /* Sends an answer built by the above (with its Location). Returns OK. */

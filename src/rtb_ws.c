@@ -35,8 +35,7 @@ static int ws_rate_ok(rtb_ws_state_t *st)
     return 1;
 }
 
-static void ws_publish_typing(rtb_conn_t *cn, const char *type, const char *board,
-                              long long task)
+static void ws_publish_typing(rtb_conn_t *cn, const char *type, const char *board, long long task)
 {
     rtb_presence_set_typing(cn, board, strcmp(type, "user_typing") ? 0 : (apr_int64_t)task);
     json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", type, "boardId", board, "taskId",
@@ -65,9 +64,9 @@ static void ws_leave(rtb_conn_t *cn, rtb_sub_t *sub)
 
 static void ws_send_cursor(rtb_conn_t *cn, rtb_ws_state_t *st, apr_time_t now)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f}", "type", "cursor", "boardId",
-                          st->cursor_board, "userId", cn->user, "name", cn->name, "x", st->cx,
-                          "y", st->cy);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:f,s:f}", "type", "cursor", "boardId", st->cursor_board,
+                  "userId", cn->user, "name", cn->name, "x", st->cx, "y", st->cy);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (s) {
@@ -78,24 +77,94 @@ static void ws_send_cursor(rtb_conn_t *cn, rtb_ws_state_t *st, apr_time_t now)
     st->cursor_sent = now;
 }
 
-static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
+/* {"type":"join","boardId":B,"lastEventId":N?} */
+static void ws_msg_join(rtb_conn_t *cn, json_t *m, const char *board, const rtb_sub_t *sub)
+{
+    json_t *le = json_object_get(m, "lastEventId");
+    long long since = -1;
+    if (le && !json_is_null(le)) {
+        if (!json_is_integer(le) || json_integer_value(le) < 0) {
+            rtb_ws_error(cn, "invalid_last_event_id", "lastEventId must be an event id");
+            return;
+        }
+        since = json_integer_value(le);
+    }
+    if (sub) {
+        rtb_ws_error(cn, "already_joined", "already joined to this board");
+        return;
+    }
+    rtb_ws_join(cn, board, since);
+}
+
+/* {"type":"typing"|"stop_typing","boardId":B,"taskId":T} */
+static void ws_msg_typing(rtb_conn_t *cn, json_t *m, const char *type, const char *board,
+                          apr_time_t now)
 {
     rtb_ws_state_t *st = cn->tdata;
     rtb_cfg_t *cfg = rtb_cfg(cn->c->base_server);
+    json_t *t = json_object_get(m, "taskId");
+    long long task;
+    if (!json_is_integer(t) || json_integer_value(t) < 1) {
+        rtb_ws_error(cn, "invalid_task", "taskId must be a task id");
+        return;
+    }
+    task = json_integer_value(t);
+    if (!strcmp(type, "typing")) {
+        int changed =
+            strcmp(st->typing_board, board) != 0 || st->typing_task != task || !st->typing_until;
+        if (changed && st->typing_until)
+            ws_publish_typing(cn, "user_stopped_typing", st->typing_board, st->typing_task);
+        apr_cpystrn(st->typing_board, board, sizeof(st->typing_board));
+        st->typing_task = task;
+        st->typing_until = now + apr_time_from_sec(cfg->typing_ttl);
+        /* refreshes go out at most once a second */
+        if (changed || now - st->typing_sent >= apr_time_from_sec(1)) {
+            ws_publish_typing(cn, "user_typing", board, st->typing_task);
+            st->typing_sent = now;
+        }
+    } else if (st->typing_until && st->typing_task == task && !strcmp(st->typing_board, board)) {
+        st->typing_until = 0;
+        ws_publish_typing(cn, "user_stopped_typing", board, st->typing_task);
+    }
+}
+
+/* {"type":"cursor","boardId":B,"x":X,"y":Y}: only the latest position counts. */
+static void ws_msg_cursor(rtb_conn_t *cn, json_t *m, const char *board, apr_time_t now)
+{
+    rtb_ws_state_t *st = cn->tdata;
+    rtb_cfg_t *cfg = rtb_cfg(cn->c->base_server);
+    json_t *x = json_object_get(m, "x"), *y = json_object_get(m, "y");
+    if (!json_is_number(x) || !json_is_number(y)) {
+        rtb_ws_error(cn, "invalid_cursor", "x and y must be numbers");
+        return;
+    }
+    st->cx = json_number_value(x);
+    st->cy = json_number_value(y);
+    apr_cpystrn(st->cursor_board, board, sizeof(st->cursor_board));
+    st->cursor_pending = 1;
+    /* at most cursor_rate per second; the timer sends the last one later */
+    if (now - st->cursor_sent >= APR_USEC_PER_SEC / (cfg->cursor_rate ? cfg->cursor_rate : 1))
+        ws_send_cursor(cn, st, now);
+}
+
+/* One whole text message from the client. */
+static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
+{
+    rtb_ws_state_t *st = cn->tdata;
     json_error_t je;
-    json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *m;
     const char *type, *board;
     rtb_sub_t *sub;
-    apr_time_t now = apr_time_now();
 
     if (!ws_rate_ok(st)) {
         rtb_ws_fail(cn, 1008, "rate limit");
-        goto done;
+        return;
     }
+    m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!m || !json_is_object(m)) {
         rtb_ws_json(cn, json_pack("{s:s,s:s,s:s,s:i,s:i}", "type", "error", "code", "invalid_json",
-                              "message", m ? "a message must be a JSON object" : je.text,
-                              "line", m ? 0 : je.line, "column", m ? 0 : je.column));
+                                  "message", m ? "a message must be a JSON object" : je.text,
+                                  "line", m ? 0 : je.line, "column", m ? 0 : je.column));
         goto done;
     }
     type = json_string_value(json_object_get(m, "type"));
@@ -118,71 +187,17 @@ static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
         goto done;
     }
     sub = rtb_ws_find_sub(cn, board);
-    if (!strcmp(type, "join")) {
-        json_t *le = json_object_get(m, "lastEventId");
-        long long since = -1;
-        if (le && !json_is_null(le)) {
-            if (!json_is_integer(le) || json_integer_value(le) < 0) {
-                rtb_ws_error(cn, "invalid_last_event_id", "lastEventId must be an event id");
-                goto done;
-            }
-            since = json_integer_value(le);
-        }
-        if (sub) {
-            rtb_ws_error(cn, "already_joined", "already joined to this board");
-            goto done;
-        }
-        rtb_ws_join(cn, board, since);
-        goto done;
-    }
-    if (!sub) {
+    if (!strcmp(type, "join"))
+        ws_msg_join(cn, m, board, sub);
+    else if (!sub)
         rtb_ws_error(cn, "not_joined", "join the board first");
-        goto done;
-    }
-    if (!strcmp(type, "leave")) {
+    else if (!strcmp(type, "leave")) {
         ws_leave(cn, sub);
         rtb_ws_json(cn, json_pack("{s:s,s:s}", "type", "left", "boardId", board));
-    }
-    else if (!strcmp(type, "typing") || !strcmp(type, "stop_typing")) {
-        json_t *t = json_object_get(m, "taskId");
-        if (!json_is_integer(t) || json_integer_value(t) < 1) {
-            rtb_ws_error(cn, "invalid_task", "taskId must be a task id");
-            goto done;
-        }
-        if (!strcmp(type, "typing")) {
-            int changed = strcmp(st->typing_board, board) != 0 ||
-                          st->typing_task != json_integer_value(t) || !st->typing_until;
-            if (changed && st->typing_until)
-                ws_publish_typing(cn, "user_stopped_typing", st->typing_board, st->typing_task);
-            apr_cpystrn(st->typing_board, board, sizeof(st->typing_board));
-            st->typing_task = json_integer_value(t);
-            st->typing_until = now + apr_time_from_sec(cfg->typing_ttl);
-            /* refreshes go out at most once a second */
-            if (changed || now - st->typing_sent >= apr_time_from_sec(1)) {
-                ws_publish_typing(cn, "user_typing", board, st->typing_task);
-                st->typing_sent = now;
-            }
-        }
-        else if (st->typing_until && st->typing_task == json_integer_value(t) &&
-                 !strcmp(st->typing_board, board)) {
-            st->typing_until = 0;
-            ws_publish_typing(cn, "user_stopped_typing", board, st->typing_task);
-        }
-    }
-    else { /* cursor */
-        json_t *x = json_object_get(m, "x"), *y = json_object_get(m, "y");
-        if (!json_is_number(x) || !json_is_number(y)) {
-            rtb_ws_error(cn, "invalid_cursor", "x and y must be numbers");
-            goto done;
-        }
-        st->cx = json_number_value(x);
-        st->cy = json_number_value(y);
-        apr_cpystrn(st->cursor_board, board, sizeof(st->cursor_board));
-        st->cursor_pending = 1;
-        /* only the latest position counts; at most cursor_rate per second */
-        if (now - st->cursor_sent >= APR_USEC_PER_SEC / (cfg->cursor_rate ? cfg->cursor_rate : 1))
-            ws_send_cursor(cn, st, now);
-    }
+    } else if (!strcmp(type, "cursor"))
+        ws_msg_cursor(cn, m, board, apr_time_now());
+    else
+        ws_msg_typing(cn, m, type, board, apr_time_now());
 done:
     if (m)
         json_decref(m);
@@ -198,8 +213,7 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
     if (kind == RTB_KIND_EPHEMERAL) {
         /* typing, cursors and one's own comings and goings are not echoed to the
          * user's sockets: while this socket lives, its user is present */
-        if ((strstr(json, "\"type\":\"user_typing\"") ||
-             strstr(json, "\"type\":\"user_joined\"") ||
+        if ((strstr(json, "\"type\":\"user_typing\"") || strstr(json, "\"type\":\"user_joined\"") ||
              strstr(json, "\"type\":\"user_left\"") ||
              strstr(json, "\"type\":\"user_stopped_typing\"") ||
              strstr(json, "\"type\":\"cursor\"")) &&

@@ -80,12 +80,10 @@ void rtb_ws_close_frame(rtb_conn_t *cn, int why)
     if (why == RTB_CLOSE_STOPPING) {
         code = 1001;
         reason = "server restarting";
-    }
-    else if (why == RTB_CLOSE_SLOW || why == RTB_CLOSE_LAPPED) {
+    } else if (why == RTB_CLOSE_SLOW || why == RTB_CLOSE_LAPPED) {
         code = 1013;
         reason = "too far behind; reconnect and resume";
-    }
-    else if (!code) {
+    } else if (!code) {
         code = 1000;
     }
     n = rtb_ws_close_payload(payload, (apr_uint16_t)code, reason);

@@ -28,8 +28,16 @@ struct rtb_ws_origin_t {
     char data[]; /* the_request, protocol, hostname, user, auth_type,
                     ticket_user, useragent_ip ("" for none), headers, env */
 };
-enum { WS_O_REQUEST, WS_O_PROTOCOL, WS_O_HOSTNAME, WS_O_USER, WS_O_AUTH, WS_O_TICKET,
-       WS_O_IP, WS_O_STRINGS };
+enum {
+    WS_O_REQUEST,
+    WS_O_PROTOCOL,
+    WS_O_HOSTNAME,
+    WS_O_USER,
+    WS_O_AUTH,
+    WS_O_TICKET,
+    WS_O_IP,
+    WS_O_STRINGS
+};
 
 /* Worker thread: Apache decides (subrequest), then the history is read. */
 static void join_work(void *data)
@@ -83,8 +91,7 @@ void rtb_ws_join_finish(rtb_conn_t *cn, rtb_ws_join_t *j)
         rtb_ws_error(cn, "too_many_boards", "leave a board first");
         return;
     }
-    rtb_ws_json(cn, json_pack("{s:s,s:s,s:I}", "type", "joined", "boardId", j->board,
-                              "lastEventId",
+    rtb_ws_json(cn, json_pack("{s:s,s:s,s:I}", "type", "joined", "boardId", j->board, "lastEventId",
                               (json_int_t)(j->rp.reset ? j->rp.last : j->rp.since)));
     if (j->rp.reset)
         rtb_ws_text(cn, rtb_replay_reset_json(j->pool, cn->c->base_server, &j->rp));
@@ -99,7 +106,7 @@ void rtb_ws_join_finish(rtb_conn_t *cn, rtb_ws_join_t *j)
      * what comes after it is passed on */
     sub->ephemeral_from = rtb_bus_ring_position();
     rtb_ws_json(cn, json_pack("{s:s,s:s,s:o}", "type", "presence", "boardId", j->board, "users",
-                          rtb_presence_list(j->board)));
+                              rtb_presence_list(j->board)));
     /* what went by while the store was read */
     rtb_engine_catch_up(cn, j->start);
 }
@@ -278,15 +285,13 @@ void rtb_ws_join(rtb_conn_t *cn, const char *board, long long since)
     apr_cpystrn(j->board, board, sizeof(j->board));
     if (((rtb_ws_state_t *)cn->tdata)->origin) {
         j->r = join_origin_request(p, cn);
-    }
-    else if (cn->r) {
+    } else if (cn->r) {
         /* the kept upgrade request (see ws_keep_request): a shallow copy on
          * the join's pool, sharing its per-request state */
         j->r = apr_pmemdup(p, cn->r, sizeof(request_rec));
         j->r->pool = p;
         j->r->main = NULL;
-    }
-    else {
+    } else {
         apr_pool_destroy(p);
         rtb_ws_fail(cn, 1011, "internal error");
         return;

@@ -21,7 +21,7 @@ typedef struct {
     request_rec *r; /* the upgrade request, or a request like it on `pool` */
     apr_pool_t *pool;
     char board[RTB_BOARD_ID_MAX + 1];
-    long long since; /* where the client is, -1: live */
+    long long since;    /* where the client is, -1: live */
     apr_uint64_t start; /* ring position taken before the store was read */
     int status;         /* OK, 403, 404, 500, 503 */
     rtb_replay_t rp;

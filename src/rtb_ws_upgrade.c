@@ -56,65 +56,88 @@ static int ws_origin_ok(request_rec *r)
     return 0;
 }
 
-int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
+/*
+ * The request is a version-13 WebSocket upgrade over HTTP/1.1 with a key:
+ * OK, or DONE when refused (answered: 426 or 400).
+ */
+static int upgrade_check(request_rec *r)
 {
-    conn_rec *c = r->connection;
     const char *up = apr_table_get(r->headers_in, "Upgrade");
     const char *conn = apr_table_get(r->headers_in, "Connection");
     const char *key = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
     const char *ver = apr_table_get(r->headers_in, "Sec-WebSocket-Version");
-    unsigned char digest[APR_SHA1_DIGESTSIZE];
-    char accept[32];
-    apr_sha1_ctx_t sha;
-    rtb_conn_t *cn;
-    rtb_ws_state_t *st;
-    rtb_ws_join_t *first = NULL;
-    int origin_ok;
-
-    if (r->proto_num < HTTP_VERSION(1, 1) || c->master || !up ||
+    if (r->proto_num < HTTP_VERSION(1, 1) || r->connection->master || !up ||
         strcasecmp(up, "websocket") != 0 || !conn || !ws_has_token(conn, "upgrade")) {
         apr_table_setn(r->headers_out, "Upgrade", "websocket");
-        return rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "upgrade_required",
-                              "this is a WebSocket endpoint (HTTP/1.1 Upgrade: websocket)",
-                              NULL);
+        rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "upgrade_required",
+                       "this is a WebSocket endpoint (HTTP/1.1 Upgrade: websocket)", NULL);
+        return DONE;
     }
     if (!ver || strcmp(ver, "13") != 0) {
         apr_table_setn(r->headers_out, "Sec-WebSocket-Version", "13");
-        return rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "unsupported_version",
-                              "Sec-WebSocket-Version must be 13", NULL);
+        rtb_send_error(r, HTTP_UPGRADE_REQUIRED, "unsupported_version",
+                       "Sec-WebSocket-Version must be 13", NULL);
+        return DONE;
     }
-    if (!key || strlen(key) != 24 || apr_base64_decode_len(key) < 16)
-        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_key",
-                              "Sec-WebSocket-Key must be 16 bytes in base64", NULL);
-    origin_ok = ws_origin_ok(r);
-
-    /* the board of /boards/:b/ws is read before the upgrade, in this thread */
-    if (rt->id == RTB_R_BOARD_WS && origin_ok && r->user) {
-        rtb_db_t db;
-        long long since = rtb_query_id(r, "lastEventId");
-        if (since == -2)
-            return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_last_event_id",
-                                  "lastEventId must be an event id", "lastEventId");
-        first = apr_pcalloc(r->pool, sizeof(*first));
-        first->pool = r->pool;
-        first->since = since;
-        apr_cpystrn(first->board, rt->board, sizeof(first->board));
-        first->start = rtb_bus_ring_position();
-        if (rtb_db_open(&db, r) < 0)
-            return rtb_send_db_unavailable(r);
-        first->status =
-            rtb_replay_read(&first->rp, &db, r->pool, r->server, first->board, since, 0);
-        rtb_db_close(&db);
-        if (first->status == HTTP_INTERNAL_SERVER_ERROR)
-            return rtb_send_db_error(r);
+    if (!key || strlen(key) != 24 || apr_base64_decode_len(key) < 16) {
+        rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_key",
+                       "Sec-WebSocket-Key must be 16 bytes in base64", NULL);
+        return DONE;
     }
+    return OK;
+}
 
+/*
+ * The board of /boards/:b/ws is read before the upgrade, in this thread:
+ * NULL with *rc OK when there is none to join, else the join (its status
+ * may be 404); NULL with *rc DONE when the store failed (answered).
+ */
+static rtb_ws_join_t *upgrade_first_join(request_rec *r, const rtb_route_t *rt, int *rc)
+{
+    long long since = rtb_query_id(r, "lastEventId");
+    rtb_ws_join_t *first;
+    rtb_db_t db;
+    *rc = OK;
+    if (rt->id != RTB_R_BOARD_WS)
+        return NULL;
+    *rc = DONE;
+    if (since == -2) {
+        rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_last_event_id",
+                       "lastEventId must be an event id", "lastEventId");
+        return NULL;
+    }
+    first = apr_pcalloc(r->pool, sizeof(*first));
+    first->pool = r->pool;
+    first->since = since;
+    apr_cpystrn(first->board, rt->board, sizeof(first->board));
+    first->start = rtb_bus_ring_position();
+    if (rtb_db_open(&db, r) < 0) {
+        rtb_send_db_unavailable(r);
+        return NULL;
+    }
+    first->status = rtb_replay_read(&first->rp, &db, r->pool, r->server, first->board, since, 0);
+    rtb_db_close(&db);
+    if (first->status == HTTP_INTERNAL_SERVER_ERROR) {
+        rtb_send_db_error(r);
+        return NULL;
+    }
+    *rc = OK;
+    return first;
+}
+
+/* Sends the 101 with Sec-WebSocket-Accept; the connection is a WebSocket from here. */
+static void upgrade_accept(request_rec *r)
+{
+    const char *key = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
+    unsigned char digest[APR_SHA1_DIGESTSIZE];
+    char accept[32];
+    apr_sha1_ctx_t sha;
+    conn_rec *c = r->connection;
     apr_sha1_init(&sha);
     apr_sha1_update(&sha, key, (unsigned)strlen(key));
     apr_sha1_update(&sha, WS_GUID, (unsigned)strlen(WS_GUID));
     apr_sha1_final(digest, &sha);
     apr_base64_encode(accept, (const char *)digest, APR_SHA1_DIGESTSIZE);
-
     apr_table_clear(r->headers_out);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
@@ -122,52 +145,56 @@ int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
     r->status = HTTP_SWITCHING_PROTOCOLS;
     r->status_line = ap_get_status_line(r->status);
     ap_send_interim_response(r, 1);
-    if (c->aborted)
-        return OK;
     c->keepalive = AP_CONN_CLOSE;
     r->output_filters = r->proto_output_filters = c->output_filters;
     r->input_filters = r->proto_input_filters = c->input_filters;
+}
 
-    cn = rtb_conn_create(r, &rtb_ws_transport,
-                         first ? first->start : rtb_bus_ring_position());
-    st = rtb_ws_state_create(cn, r);
-    if (!st) {
+/* Ends a socket just upgraded with `code`: its close frame goes out now. Returns OK. */
+static int upgrade_refuse(rtb_conn_t *cn, int code, const char *reason)
+{
+    rtb_ws_state_t *st = cn->tdata;
+    st->close_code = code;
+    st->close_reason = reason;
+    rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
+    rtb_conn_flush(cn);
+    return OK;
+}
+
+int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
+{
+    conn_rec *c = r->connection;
+    rtb_ws_join_t *first = NULL;
+    rtb_conn_t *cn;
+    int origin_ok, rc;
+
+    if (upgrade_check(r) != OK)
+        return OK;
+    origin_ok = ws_origin_ok(r);
+    if (origin_ok && r->user) {
+        first = upgrade_first_join(r, rt, &rc);
+        if (rc != OK)
+            return OK;
+    }
+    upgrade_accept(r);
+    if (c->aborted)
+        return OK;
+    cn = rtb_conn_create(r, &rtb_ws_transport, first ? first->start : rtb_bus_ring_position());
+    if (!rtb_ws_state_create(cn, r)) {
         c->aborted = 1;
         return OK;
     }
-
-    if (!origin_ok) {
-        st->close_code = 1008;
-        st->close_reason = "origin not allowed";
-        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
-        rtb_conn_flush(cn);
-        return OK;
-    }
-    if (!r->user) {
-        st->close_code = 4001;
-        st->close_reason = "not authenticated";
-        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
-        rtb_conn_flush(cn);
-        return OK;
-    }
-    if (strlen(r->user) > RTB_USER_MAX) {
-        /* presence and tickets hold ids of up to RTB_USER_MAX bytes, never cut */
-        st->close_code = 1008;
-        st->close_reason = "user id too long";
-        rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
-        rtb_conn_flush(cn);
-        return OK;
-    }
+    if (!origin_ok)
+        return upgrade_refuse(cn, 1008, "origin not allowed");
+    if (!r->user)
+        return upgrade_refuse(cn, 4001, "not authenticated");
+    if (strlen(r->user) > RTB_USER_MAX) /* presence and tickets hold ids of up to this, never cut */
+        return upgrade_refuse(cn, 1008, "user id too long");
     rtb_ws_json(cn, json_pack("{s:s,s:{s:s,s:s}}", "type", "connected", "user", "userId", cn->user,
-                          "name", cn->name));
+                              "name", cn->name));
     if (first) {
-        if (first->status == HTTP_NOT_FOUND) {
-            st->close_code = 4004;
-            st->close_reason = "no such board";
-            rtb_ws_close_frame(cn, RTB_CLOSE_PROTOCOL);
-            rtb_conn_flush(cn);
-            return OK;
-        }
+        if (first->status == HTTP_NOT_FOUND)
+            return upgrade_refuse(cn, 4004, "no such board");
         /* subscribe before the hand-off; the loop catches up from first->start */
         rtb_ws_join_finish(cn, first);
     }
