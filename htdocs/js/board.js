@@ -1,8 +1,9 @@
-// Renders a board (lists as columns, tasks as cards) and turns pointer and keyboard input into
-// actions. Rendering is keyed: columns and cards are created once and then updated and moved in
-// place, so focus, half-typed inputs and drags survive live updates.
+// Renders a board (lists as columns, tasks as cards) and turns clicks and keys into actions
+// (dragging cards is dnd.js). Rendering is keyed: columns and cards are created once and then
+// updated and moved in place, so focus, half-typed inputs and drags survive live updates.
 
-import { h, avatar, announce, toast, icon } from './ui.js';
+import { h, avatar, announce, toast, icon, closestCard } from './ui.js';
+import { CardDragAndDrop } from './dnd.js';
 
 const KEY_HELP = 'Tab to a card, Enter to open it, Alt+Left/Right to move it to another list, Alt+Up/Down to reorder.';
 
@@ -21,7 +22,6 @@ export class BoardView {
     // Both keyed by String(id): the same key a data-* attribute gives back.
     this.columnEls = new Map(); // listId -> {el, header, nameEl, countEl, cardsEl, form, input, error}
     this.cardEls = new Map(); // taskId -> {el, sig}
-    this.drag = null;
     this.renderQueued = false;
     this.mount();
   }
@@ -43,15 +43,9 @@ export class BoardView {
 
     this.columnsEl.addEventListener('keydown', (e) => this.onKeyDown(e));
     this.columnsEl.addEventListener('click', (e) => this.onClick(e));
-    this.columnsEl.addEventListener('dragstart', (e) => this.onDragStart(e));
-    this.columnsEl.addEventListener('dragover', (e) => this.onDragOver(e));
-    this.columnsEl.addEventListener('drop', (e) => this.onDrop(e));
-    this.columnsEl.addEventListener('dragend', () => this.endDrag());
-    this.columnsEl.addEventListener('dragleave', (e) => {
-      if (this.drag && (!e.relatedTarget || !this.columnsEl.contains(e.relatedTarget))) this.hideDropMarker();
+    this.dnd = new CardDragAndDrop(this.columnsEl, {
+      columnEls: this.columnEls, cardEls: this.cardEls, store: this.store, actions: this.actions,
     });
-
-    this.dropMarker = h('li', { class: 'drop-marker', 'aria-hidden': 'true' });
   }
 
   schedule() {
@@ -402,18 +396,14 @@ export class BoardView {
 
   // ------------------------------------------------------------------ cards: click and keyboard
 
-  cardOf(target) {
-    return target && target.closest ? target.closest('[data-testid="task-card"]') : null;
-  }
-
   onClick(e) {
-    const card = this.cardOf(e.target);
+    const card = closestCard(e.target);
     if (!card) return;
     this.editor.open(this.store.resolveTaskId(card.dataset.taskId));
   }
 
   onKeyDown(e) {
-    const card = this.cardOf(e.target);
+    const card = closestCard(e.target);
     if (!card || e.target !== card) return;
     const taskId = this.store.resolveTaskId(card.dataset.taskId);
     const view = this.store.view();
@@ -470,79 +460,5 @@ export class BoardView {
       }
     }
     if (next) this.cardEls.get(String(next.id))?.el.focus();
-  }
-
-  // ------------------------------------------------------------------ drag and drop
-
-  onDragStart(e) {
-    const card = this.cardOf(e.target);
-    if (!card || card.classList.contains('is-temp')) {
-      if (card) e.preventDefault();
-      return;
-    }
-    this.drag = { taskId: card.dataset.taskId, target: null };
-    e.dataTransfer.effectAllowed = 'move';
-    e.dataTransfer.setData('application/x-rtboard-task', card.dataset.taskId);
-    e.dataTransfer.setData('text/plain', card.querySelector('.card-title')?.textContent || '');
-    requestAnimationFrame(() => card.classList.add('is-dragging'));
-  }
-
-  dropTargetAt(e) {
-    const colEl = e.target.closest ? e.target.closest('[data-testid="list"]') : null;
-    if (!colEl) return null;
-    const c = this.columnEls.get(colEl.dataset.listId);
-    if (!c || c.el.classList.contains('is-pending')) return null;
-    const cards = [...c.cardsEl.querySelectorAll('[data-testid="task-card"]')]
-      .filter((el) => el.dataset.taskId !== this.drag.taskId);
-    let index = 0;
-    for (const el of cards) {
-      const r = el.getBoundingClientRect();
-      if (e.clientY > r.top + r.height / 2) index += 1;
-      else break;
-    }
-    return { c, index, before: cards[index] || null };
-  }
-
-  onDragOver(e) {
-    if (!this.drag) return;
-    const t = this.dropTargetAt(e);
-    if (!t) return;
-    e.preventDefault();
-    e.dataTransfer.dropEffect = 'move';
-    this.drag.target = { listId: t.c.listId, index: t.index };
-    if (t.before) t.c.cardsEl.insertBefore(this.dropMarker, t.before);
-    else t.c.cardsEl.append(this.dropMarker);
-    for (const [, col] of this.columnEls) col.el.classList.toggle('is-drop-target', col === t.c);
-  }
-
-  onDrop(e) {
-    if (!this.drag) return;
-    e.preventDefault();
-    const t = this.dropTargetAt(e);
-    const target = t ? { listId: t.c.listId, index: t.index } : this.drag.target;
-    const taskId = this.store.resolveTaskId(this.drag.taskId);
-    this.endDrag();
-    if (!target) return;
-    const before = this.store.viewTask(taskId);
-    const col = this.store.view().lists.find((c) => c.list.id === target.listId);
-    if (before && col) {
-      const from = col.tasks.findIndex((x) => x.id === taskId);
-      if (from === target.index && before.listId === target.listId) return;
-      this.actions.moveTask(taskId, target.listId, target.index);
-      announce(`Moved “${before.title}” to ${col.list.name}.`);
-    }
-  }
-
-  hideDropMarker() {
-    this.dropMarker.remove();
-    for (const [, col] of this.columnEls) col.el.classList.remove('is-drop-target');
-  }
-
-  endDrag() {
-    this.hideDropMarker();
-    if (this.drag) {
-      this.cardEls.get(this.drag.taskId)?.el.classList.remove('is-dragging');
-    }
-    this.drag = null;
   }
 }

@@ -301,15 +301,16 @@ class LongPollDriver extends Driver {
         if (n === 0 && Date.now() - started < 500) await sleep(1000, this.ac.signal);
       }
     } catch (e) {
-      if (this.closed) return;
-      if (e && e.status === 410) {
-        this.h.reset({ type: 'reset' });
-        return this.fail({});
-      }
-      if (e && e.status === 404) return this.fail({ fatal: 'not_found' });
-      if (e && e.status === 403) return this.fail({ fatal: 'forbidden' });
-      this.fail({ status: e && e.status });
+      this.failOnError(e);
     }
+  }
+
+  /** A request failed: a missing board or a refusal ends the connection for good. */
+  failOnError(e) {
+    if (this.closed) return;
+    if (e && e.status === 404) return this.fail({ fatal: 'not_found' });
+    if (e && e.status === 403) return this.fail({ fatal: 'forbidden' });
+    return this.fail({ status: e && e.status });
   }
 
   deliverBatch(body) {
@@ -339,14 +340,7 @@ class PollDriver extends LongPollDriver {
         await sleep(POLL_INTERVAL_MS, this.ac.signal);
       }
     } catch (e) {
-      if (this.closed) return;
-      if (e && e.status === 410) {
-        this.h.reset({ type: 'reset' });
-        return this.fail({});
-      }
-      if (e && e.status === 404) return this.fail({ fatal: 'not_found' });
-      if (e && e.status === 403) return this.fail({ fatal: 'forbidden' });
-      this.fail({ status: e && e.status });
+      this.failOnError(e);
     }
   }
 }

@@ -136,3 +136,8 @@ export function formatTime(iso) {
   if (Number.isNaN(d.getTime())) return '';
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
+
+/** The task card an event target lies in, or null. */
+export function closestCard(target) {
+  return target && target.closest ? target.closest('[data-testid="task-card"]') : null;
+}

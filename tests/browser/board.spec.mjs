@@ -411,6 +411,90 @@ export async function restartScenario({ alice, bob, board = config.board, restar
   if (created) await api(alice.context, 'DELETE', `/boards/${encodeURIComponent(board)}/tasks/${encodeURIComponent(created.id)}`);
 }
 
+// ------------------------------------------------------------------ phone screen
+
+export const PHONE = { width: 390, height: 844 };
+
+/** Where the page and its header reach horizontally, and how the columns scroll. */
+async function phoneLayout(page) {
+  return page.evaluate(() => {
+    const header = document.querySelector('header.topbar');
+    const hb = header.getBoundingClientRect();
+    // Every visible piece of the header, so that nothing sticks out of a header that fits.
+    const parts = [...header.querySelectorAll('*')].map((el) => ({ el, r: el.getBoundingClientRect() }))
+      .filter(({ el, r }) => r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'
+        && !el.closest('#user-popover'));
+    const cols = document.querySelector('[data-testid="columns"]');
+    return {
+      pageWidth: document.documentElement.scrollWidth,
+      header: { left: hb.left, right: hb.right },
+      headerParts: { left: Math.min(hb.left, ...parts.map((p) => p.r.left)), right: Math.max(hb.right, ...parts.map((p) => p.r.right)) },
+      columns: { scrollWidth: cols.scrollWidth, clientWidth: cols.clientWidth, overflowX: getComputedStyle(cols).overflowX },
+      lists: document.querySelectorAll('[data-testid="list"]').length,
+    };
+  });
+}
+
+/**
+ * Alice on a 390x844 phone screen: the page never scrolls sideways and the header fits the
+ * screen; the columns scroll sideways inside the board; tasks can be added to the first list
+ * and to the third (reached by scrolling the columns) and show there.
+ */
+export async function phoneScenario({ browser, lists, tag, pages, needs = true }) {
+  const label = `[phone ${PHONE.width}x${PHONE.height}]`;
+  const context = await browser.newContext({
+    httpCredentials: { username: 'alice', password: 'alice' }, viewport: PHONE, isMobile: true, hasTouch: true,
+  });
+  const created = [];
+  try {
+    let page = null;
+    const up = await check(`${label} alice's board goes live`, async () => {
+      page = await openBoard(context, { who: 'alice (phone)' });
+      pages.push(page);
+      await waitBadge(page, { state: 'live' });
+      await waitUntil(async () => (await listIds(page)).length >= 3, { timeout: T.ui, what: 'three lists' });
+    }, { needs });
+    if (up) await screenshot(page, 'phone-board');
+
+    await check(`${label} the page does not scroll sideways and the header fits the screen`, async () => {
+      const l = await phoneLayout(page);
+      assert(l.pageWidth <= PHONE.width, `document.documentElement.scrollWidth is ${l.pageWidth}`);
+      assert(l.header.left >= 0 && l.header.right <= PHONE.width, `the header spans ${l.header.left}..${l.header.right}`);
+      assert(l.headerParts.left >= 0 && l.headerParts.right <= PHONE.width,
+        `something in the header spans ${l.headerParts.left}..${l.headerParts.right}`);
+    }, { needs: up });
+
+    await check(`${label} the columns scroll sideways inside the board`, async () => {
+      const l = await phoneLayout(page);
+      assert(l.lists >= 3, `${l.lists} lists`);
+      assert(l.columns.scrollWidth > l.columns.clientWidth,
+        `columns: scrollWidth ${l.columns.scrollWidth}, clientWidth ${l.columns.clientWidth}`);
+      assert(['auto', 'scroll'].includes(l.columns.overflowX), `columns overflow-x is ${l.columns.overflowX}`);
+    }, { needs: up });
+
+    await check(`${label} alice adds a task to the first list and to the third; both show on screen`, async () => {
+      for (const listId of [lists[0], lists[2]]) {
+        const id = await createTaskViaUi(page, listId, `Phone ${listId} ${tag}`);
+        created.push(id);
+        const c = card(page, id);
+        await c.scrollIntoViewIfNeeded({ timeout: T.ui });
+        const box = await c.boundingBox();
+        assert(box && box.x >= 0 && box.x + box.width <= PHONE.width, `the card is at ${JSON.stringify(box)}`);
+      }
+      const scrolled = await page.locator('[data-testid="columns"]').evaluate((el) => el.scrollLeft);
+      assert(scrolled > 0, 'the columns did not scroll to reach the third list');
+      const l = await phoneLayout(page);
+      assert(l.pageWidth <= PHONE.width, `after scrolling the columns, the page is ${l.pageWidth} px wide`);
+    }, { needs: up && lists.length >= 3 });
+    if (up) await screenshot(page, 'phone-third-list');
+  } finally {
+    for (const id of created) {
+      await api(context, 'DELETE', `/boards/${encodeURIComponent(config.board)}/tasks/${encodeURIComponent(id)}`);
+    }
+    await context.close();
+  }
+}
+
 // ------------------------------------------------------------------ the run
 
 export async function run() {
@@ -592,6 +676,10 @@ export async function run() {
       await column(pageA, newList).locator('[data-testid="list-delete"]').click();
       await column(pageB, newList).waitFor({ state: 'detached', timeout: T.sync });
     }, { needs: listAdded });
+
+    // ---- a phone screen ----
+
+    await phoneScenario({ browser, lists, tag, pages, needs: listsOk });
 
     // ---- every forced transport still delivers alice's changes to bob ----
 
