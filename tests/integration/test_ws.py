@@ -51,8 +51,9 @@ def write_htpasswd(server):
 
 
 @pytest.fixture(scope="module")
-def srv(ws_servers):
-    return ws_servers(CHILDREN=2, WSPING=WSPING, HISTORY=HISTORY, prepare=write_htpasswd)
+def srv(servers):
+    return servers.start(private_module=True, CHILDREN=2, WSPING=WSPING, HISTORY=HISTORY,
+                         prepare=write_htpasswd)
 
 
 @pytest.fixture(scope="module")
@@ -840,8 +841,8 @@ def write_digest_conf(server):
 
 
 @pytest.fixture(scope="module")
-def digest_srv(ws_servers):
-    return ws_servers(CHILDREN=2, prepare=write_digest_conf)
+def digest_srv(servers):
+    return servers.start(private_module=True, CHILDREN=2, prepare=write_digest_conf)
 
 
 def test_join_of_a_digest_board_is_decided_by_mod_auth_digest(digest_srv):
@@ -970,8 +971,8 @@ def test_invalid_messages_get_errors_and_the_socket_stays(srv, board):
 
 
 @pytest.fixture(scope="module")
-def ping_srv(ws_servers):
-    return ws_servers(CHILDREN=2, WSPING=1)
+def ping_srv(servers):
+    return servers.start(private_module=True, CHILDREN=2, WSPING=1)
 
 
 def test_a_client_that_never_answers_pings_is_closed(ping_srv):
@@ -1046,8 +1047,8 @@ def test_a_client_that_never_answers_pings_is_closed(ping_srv):
 
 
 @pytest.fixture(scope="module")
-def plain_srv(ws_servers):
-    return ws_servers(CHILDREN=2, WSPING=30)
+def plain_srv(servers):
+    return servers.start(private_module=True, CHILDREN=2, WSPING=30)
 
 
 def test_resume_of_more_than_the_output_cap_stays_well_framed(plain_srv):

@@ -4,7 +4,7 @@ of the TCP connection; valid control frames must be answered correctly. Also the
 handshake's refusals (version, missing Upgrade, no credentials).
 
 This module also holds the raw client (RawWS) that test_ws.py and test_wss.py
-import; their server fixture, ws_servers, is in conftest.py.
+import; their servers come from the `servers` fixture (conftest.py).
 """
 
 import base64
@@ -266,8 +266,8 @@ def assert_alive(ws):
 
 
 @pytest.fixture(scope="module")
-def srv(ws_servers):
-    return ws_servers(CHILDREN=2)
+def srv(servers):
+    return servers.start(private_module=True, CHILDREN=2)
 
 
 @pytest.fixture(scope="module")
