@@ -3,7 +3,8 @@
 #   scripts/server.sh start|stop|graceful|conf
 # Environment: VAR (state directory, default ./var), PORT (8080), CHILDREN (2),
 # THREADS (25), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
-# RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path).
+# RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path), MIGRATE (1; 0
+# leaves the database as it is, even when it is missing or broken).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${VAR:-$here/var}
@@ -38,7 +39,7 @@ Group www-data"
         : > "$VAR/htpasswd"
         for u in alice bob carol; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
-    "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
+    [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
     if [ "$(id -u)" = 0 ]; then
         chown -R www-data:www-data "$VAR/db"
         # the children must reach the state directory and the client files

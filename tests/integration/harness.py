@@ -4,13 +4,23 @@ Each server is started with scripts/server.sh on a fresh state directory
 (VAR) under build/, a free port on 127.0.0.1 and several child processes,
 and stopped by pid with `scripts/server.sh stop`.
 
+Every server is started through a ServerPool (below), and when the pool
+closes, each server's error.log must show no child process that died of a
+signal (crash_lines); only a test that reads error.log itself opts out with
+start(check_crash=False).
+
 Fixtures (conftest.py)
-  server          one server for the whole test run (CHILDREN=2, THREADS=25)
-  make_server     factory: make_server(HISTORY=64, CHILDREN=3) starts another
-                  server with custom settings; it is stopped after the test
-                  module (or earlier with .stop())
+  server          one server for the whole test run (CHILDREN=2, THREADS=25),
+                  from a session-wide pool
+  servers         a pool per test module: servers.start(HISTORY=64, CHILDREN=3)
+                  starts another server with custom settings; private_module=True
+                  runs it on the pool's copy of the module, prepare=f calls
+                  f(server) on its state directory before the start. All are
+                  stopped and checked after the module (or stopped earlier
+                  with .stop())
   alice, bob, carol
                   Client objects (requests.Session with Basic auth) on `server`
+  board           a fresh board on `server`: (board id, [list ids])
 
 Helpers
   wait_until(cond, timeout, what)   poll a condition with a deadline
@@ -227,18 +237,51 @@ def crash_lines(log):
 
 
 class ServerPool:
-    """Servers started by one test module. close() stops them and asserts that
-    no child process crashed (error.log has no "Segmentation fault")."""
+    """The one way the tests start servers. start() starts a Server; close()
+    stops them all and asserts that no child process crashed (crash_lines of
+    each error.log); the state directory of a server that crashed is kept.
 
-    def __init__(self):
+    module: the built module; start(private_module=True) runs a copy of it
+    taken once per pool, which keeps the pool's servers alive while the
+    shared build output is rewritten."""
+
+    def __init__(self, module=None):
+        self.module = module
         self.servers = []
         self.unchecked = set()
+        self.moddir = None
 
-    def start(self, check_crash=True, **settings):
+    def private_module(self):
+        """The pool's copy of the module, made on first use."""
+        if self.moddir is None:
+            self.moddir = tempfile.mkdtemp(prefix="mod-", dir=os.path.join(ROOT, "build"))
+        copy = os.path.join(self.moddir, "mod_rtboard.so")
+        if os.path.exists(copy):
+            return copy
+
+        def copied():  # a copy taken while the build rewrites the file is retaken
+            before = os.stat(self.module)
+            shutil.copyfile(self.module, copy)
+            after = os.stat(self.module)
+            return ((before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+                    == (after.st_mtime_ns, os.path.getsize(copy)))
+        wait_until(copied, 10, "a stable copy of %s" % self.module, interval=0.5)
+        return copy
+
+    def start(self, check_crash=True, private_module=False, prepare=None, **settings):
+        """A started Server with these settings (scripts/server.sh variables).
+
+        check_crash=False only for a test that reads error.log itself;
+        prepare(server), when given, runs on the fresh state directory before
+        the start."""
+        if private_module:
+            settings.setdefault("MODULE", self.private_module())
         s = Server(**settings)
         self.servers.append(s)
-        if not check_crash:  # for a test that checks error.log itself
+        if not check_crash:
             self.unchecked.add(s)
+        if prepare:
+            prepare(s)
         return s.start()
 
     def close(self):
@@ -260,9 +303,13 @@ class ServerPool:
         for s in self.servers:
             lines = crash_lines(s.error_log())
             if s not in self.unchecked and lines:
-                crashed.append("%s (%r): %s" % (s.var, s.settings, lines[:5]))
-            s.cleanup()
+                crashed.append("%s (kept, %r): %s" % (s.var, s.settings, lines[:5]))
+            else:
+                s.cleanup()
         self.servers = []
+        if self.moddir:
+            shutil.rmtree(self.moddir, ignore_errors=True)
+            self.moddir = None
         assert not errors, errors
         assert not crashed, "a child process crashed:\n" + "\n".join(crashed)
 

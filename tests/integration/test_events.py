@@ -113,10 +113,10 @@ def test_updates_since_malformed_is_400(alice, since):
         assert_error(r, 400)
 
 
-def test_updates_since_older_than_history_is_a_reset(make_server):
+def test_updates_since_older_than_history_is_a_reset(servers):
     """With RTBoardHistory 64 the server keeps at least the last 64 events and
     trims now and then; a cursor older than what it kept gets a reset."""
-    srv = make_server(HISTORY=64)
+    srv = servers.start(HISTORY=64)
     alice = srv.client("alice")
     bid = alice.create_board(unique("hist"))["id"]
     lid = alice.lists(bid)[0]["id"]
@@ -417,8 +417,8 @@ def test_snapshots_during_writes_succeed_and_are_consistent(concurrent_run):
 # restarts
 
 
-def test_event_ids_continue_after_restart_and_graceful_restart(make_server):
-    srv = make_server()
+def test_event_ids_continue_after_restart_and_graceful_restart(servers):
+    srv = servers.start()
     alice, bob = srv.client("alice"), srv.client("bob")
     b = alice.create_board(unique("rs"))
     bid, lists = b["id"], [l["id"] for l in b["lists"]]

@@ -24,8 +24,8 @@ def write_h2_conf(server):
 
 
 @pytest.fixture(scope="module")
-def h2(ws_servers):
-    return ws_servers(CHILDREN=2, HEARTBEAT=1, prepare=write_h2_conf)
+def h2(servers):
+    return servers.start(private_module=True, CHILDREN=2, HEARTBEAT=1, prepare=write_h2_conf)
 
 
 @pytest.fixture

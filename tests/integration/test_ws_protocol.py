@@ -4,7 +4,7 @@ of the TCP connection; valid control frames must be answered correctly. Also the
 handshake's refusals (version, missing Upgrade, no credentials).
 
 This module also holds the raw client (RawWS) that test_ws.py and test_wss.py
-import; their server fixture, ws_servers, is in conftest.py.
+import; their servers come from the `servers` fixture (conftest.py).
 """
 
 import base64
@@ -266,8 +266,8 @@ def assert_alive(ws):
 
 
 @pytest.fixture(scope="module")
-def srv(ws_servers):
-    return ws_servers(CHILDREN=2)
+def srv(servers):
+    return servers.start(private_module=True, CHILDREN=2)
 
 
 @pytest.fixture(scope="module")
@@ -277,17 +277,6 @@ def pboard(srv):
     return b["id"]
 
 
-def closed_with(srv, frames, code, path="/ws"):
-    """Opens a socket, sends the frames (bytes), expects a close with `code`."""
-    with open_ws(srv, path) as ws:
-        for f in frames:
-            ws.send_raw(f)
-        got, reason = ws.expect_close()
-        assert got == code, "expected close %d, got %s (%r); before: %r" % (
-            code, got, reason, ws.before_close)
-        return reason
-
-
 def test_valid_frame_gets_an_answer_first(srv):
     """The baseline that the violations below differ from: a well-formed masked
     text frame is answered."""
@@ -295,56 +284,128 @@ def test_valid_frame_gets_an_answer_first(srv):
         assert_alive(ws)
 
 
-def test_unmasked_client_frame_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_TEXT, '{"type":"ping"}', mask=False)], 1002)
+# ---------------------------------------------------------------------------
+# close codes: one socket, what the client sends, the close it must get
 
 
-@pytest.mark.parametrize("rsv", [4, 2, 1], ids=["rsv1", "rsv2", "rsv3"])
-def test_reserved_bits_are_a_protocol_error(srv, rsv):
-    closed_with(srv, [build_frame(OP_TEXT, '{"type":"ping"}', rsv=rsv)], 1002)
+class Closes:
+    """A case of the close-code table: a socket on `path` as `user` (with extra
+    upgrade `headers`), `hello` when the server greets it with `connected`
+    before anything else, then `frames` sent one by one; the server must close
+    with `code`, saying nothing else first. {board} and {other_port} in path
+    and header values are filled in at run time."""
+
+    def __init__(self, code, frames=(), path="/ws", user="alice", headers=None, hello=True):
+        self.code, self.frames, self.path, self.user = code, list(frames), path, user
+        self.headers, self.hello = headers or {}, hello
 
 
-@pytest.mark.parametrize("opcode", [0x3, 0x7, 0xB, 0xF])
-def test_reserved_opcodes_are_a_protocol_error(srv, opcode):
-    closed_with(srv, [build_frame(opcode, b"x")], 1002)
+def _text(payload, **kw):
+    return build_frame(OP_TEXT, payload, **kw)
 
 
-def test_ping_of_126_bytes_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_PING, b"p" * 126)], 1002)
+def _join(board):
+    return _text(json.dumps({"type": "join", "boardId": board}))
 
 
-def test_fragmented_ping_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_PING, b"abc", fin=False)], 1002)
+def _over_max():
+    head = b'{"type":"ping","pad":"'
+    msg = head + b"x" * (MAX_MESSAGE - len(head) - 1) + b'"}'
+    assert len(msg) == MAX_MESSAGE + 1
+    return msg
 
 
-def test_continuation_without_a_start_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_CONT, '{"type":"ping"}')], 1002)
+PING = '{"type":"ping"}'
+BAD_UTF8 = {"overlong": b"\xc0\x80", "surrogate": b"\xed\xa0\x80",
+            "above-10ffff": b"\xf4\x90\x80\x80", "ff": b"\xff", "truncated": b"\xe2\x82"}
+FOREIGN = {"Origin": "http://evil.example"}
+
+CLOSE_CASES = [
+    # 1002: frames RFC 6455 forbids
+    pytest.param(Closes(1002, [_text(PING, mask=False)]), id="1002-unmasked-client-frame"),
+    *[pytest.param(Closes(1002, [_text(PING, rsv=rsv)]), id="1002-reserved-bit-" + name)
+      for rsv, name in ((4, "rsv1"), (2, "rsv2"), (1, "rsv3"))],
+    *[pytest.param(Closes(1002, [build_frame(op, b"x")]), id="1002-reserved-opcode-0x%x" % op)
+      for op in (0x3, 0x7, 0xB, 0xF)],
+    pytest.param(Closes(1002, [build_frame(OP_PING, b"p" * 126)]), id="1002-ping-of-126-bytes"),
+    pytest.param(Closes(1002, [build_frame(OP_PING, b"abc", fin=False)]),
+                 id="1002-fragmented-ping"),
+    pytest.param(Closes(1002, [build_frame(OP_CONT, PING)]),
+                 id="1002-continuation-without-a-start"),
+    pytest.param(Closes(1002, [_text('{"type":', fin=False), _text(PING)]),
+                 id="1002-text-frame-inside-a-fragmented-message"),
+    pytest.param(Closes(1002, [_text(b"", length=1 << 63)]), id="1002-64-bit-length-top-bit"),
+    *[pytest.param(Closes(1002, [build_frame(OP_CLOSE, close_payload(code))]),
+                   id="1002-close-code-%d-not-allowed-on-the-wire" % code)
+      for code in (999, 1004, 1005, 1006, 1015, 2999, 5000)],
+    pytest.param(Closes(1002, [build_frame(OP_CLOSE, b"\x03")]),
+                 id="1002-close-with-a-one-byte-payload"),
+    # 1003: a binary message
+    pytest.param(Closes(1003, [build_frame(OP_BINARY, b"\x00\x01\x02")]), id="1003-binary-frame"),
+    # 1007: text that is not UTF-8
+    *[pytest.param(Closes(1007, [_text(b'{"type":"ping","x":"' + bad + b'"}')]),
+                   id="1007-invalid-utf8-" + name) for name, bad in BAD_UTF8.items()],
+    pytest.param(Closes(1007, [_text(b'{"type":"ping","x":"\xed', fin=False),
+                               build_frame(OP_CONT, b'\xa0\x80"}')]),
+                 id="1007-invalid-utf8-split-across-fragments"),
+    pytest.param(Closes(1007, [_text(b'{"type":"ping"} ', fin=False),
+                               build_frame(OP_CONT, b"\xf0\x9f\x98")]),
+                 id="1007-utf8-cut-at-the-end-of-a-fragmented-message"),
+    pytest.param(Closes(1007, [build_frame(OP_CLOSE, close_payload(1000, b"bye \xc0\x80"))]),
+                 id="1007-close-reason-invalid-utf8"),
+    # 1009: over RTBoardWSMaxMessage (64 KiB), whole or in fragments
+    pytest.param(Closes(1009, [_text(_over_max())]), id="1009-message-over-64-kib"),
+    pytest.param(Closes(1009, [_text(b'{"type":"ping","pad":"' + b"x" * 30000, fin=False),
+                               build_frame(OP_CONT, b"x" * 30000, fin=False),
+                               build_frame(OP_CONT, b"x" * 10000 + b'"}')]),
+                 id="1009-fragmented-message-over-64-kib"),
+    # 1008: an upgrade from a foreign origin is closed before the server says anything
+    pytest.param(Closes(1008, headers=FOREIGN, hello=False), id="1008-foreign-origin-ws"),
+    pytest.param(Closes(1008, path="/boards/{board}/ws", headers=FOREIGN, hello=False),
+                 id="1008-foreign-origin-board-url"),
+    pytest.param(Closes(1008, headers={"Origin": "http://127.0.0.1:{other_port}"}, hello=False),
+                 id="1008-origin-on-another-port"),
+    # 4003 / 4004: joins the server refuses
+    pytest.param(Closes(4003, [_join("private")], user="bob"), id="4003-join-of-a-forbidden-board"),
+    pytest.param(Closes(4004, [_join("no-such-board")]), id="4004-join-of-an-unknown-board"),
+    pytest.param(Closes(4004, path="/boards/no-such-board/ws"),
+                 id="4004-board-url-of-an-unknown-board"),
+    # a valid close is echoed
+    *[pytest.param(Closes(code, [build_frame(OP_CLOSE, close_payload(code, reason))]),
+                   id="%d-valid-close-echoed%s" % (code, "-" + name if name else ""))
+      for code, reason, name in ((1000, b"", ""), (1000, b"done", "with-reason"), (1001, b"", ""),
+                                 (4999, "fin \u00e9".encode(), "utf8-reason"))],
+]
 
 
-def test_new_text_frame_inside_a_fragmented_message_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_TEXT, '{"type":', fin=False),
-                      build_frame(OP_TEXT, '{"type":"ping"}')], 1002)
+@pytest.fixture(scope="module")
+def private(srv):
+    """alice's board `private` (only alice may read it, by configuration)."""
+    c = srv.client("alice")
+    r = c.post("/boards", {"id": "private", "name": "Private"})
+    assert r.status_code in (201, 409), r.text
+    return "private"
 
 
-def test_64_bit_length_with_the_top_bit_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_TEXT, b"", length=1 << 63)], 1002)
-
-
-@pytest.mark.parametrize("bad", [b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff",
-                                 b"\xe2\x82"],
-                         ids=["overlong", "surrogate", "above-10ffff", "ff", "truncated"])
-def test_invalid_utf8_text_is_closed_with_1007(srv, bad):
-    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping","x":"' + bad + b'"}')], 1007)
-
-
-def test_invalid_utf8_split_across_fragments_is_closed_with_1007(srv):
-    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping","x":"\xed', fin=False),
-                      build_frame(OP_CONT, b'\xa0\x80"}')], 1007)
-
-
-def test_utf8_sequence_cut_at_the_end_of_a_fragmented_message_is_closed_with_1007(srv):
-    closed_with(srv, [build_frame(OP_TEXT, b'{"type":"ping"} ', fin=False),
-                      build_frame(OP_CONT, b"\xf0\x9f\x98")], 1007)
+@pytest.mark.parametrize("case", CLOSE_CASES)
+def test_close_code(srv, pboard, private, case):
+    fill = {"board": pboard, "other_port": srv.port + 1}
+    headers = {k: v.format(**fill) for k, v in case.headers.items()}
+    path = case.path.format(**fill)
+    with RawWS(srv.port, path, user=case.user, headers=headers) as ws:
+        assert ws.status == 101, (ws.status, ws.headers, ws.body)
+        if case.hello:
+            hello = ws.recv_json()
+            assert hello["type"] == "connected", hello
+        for f in case.frames:
+            try:
+                ws.send_raw(f)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server may refuse on a frame's header alone
+        code, reason = ws.expect_close()
+        assert code == case.code, "expected close %d, got %s (%r); before: %r" % (
+            case.code, code, reason, ws.before_close)
+        assert ws.before_close == [], ws.before_close
 
 
 def test_valid_utf8_split_across_fragments_and_a_ping_between_them(srv):
@@ -371,48 +432,6 @@ def test_message_of_exactly_64_kib_is_accepted(srv):
         assert ws.recv_json() == {"type": "pong"}
 
 
-def test_message_over_64_kib_is_closed_with_1009(srv):
-    head = b'{"type":"ping","pad":"'
-    msg = head + b"x" * (MAX_MESSAGE - len(head) - 1) + b'"}'
-    assert len(msg) == MAX_MESSAGE + 1
-    with open_ws(srv) as ws:
-        try:
-            ws.send_frame(OP_TEXT, msg)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may refuse on the header alone
-        code, _ = ws.expect_close()
-        assert code == 1009, ws.before_close
-
-
-def test_fragmented_message_over_64_kib_is_closed_with_1009(srv):
-    with open_ws(srv) as ws:
-        ws.send_frame(OP_TEXT, b'{"type":"ping","pad":"' + b"x" * 30000, fin=False)
-        ws.send_frame(OP_CONT, b"x" * 30000, fin=False)
-        try:
-            ws.send_frame(OP_CONT, b"x" * 10000 + b'"}')
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        code, _ = ws.expect_close()
-        assert code == 1009, ws.before_close
-
-
-@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2999, 5000])
-def test_close_with_a_code_not_allowed_on_the_wire_is_a_protocol_error(srv, code):
-    closed_with(srv, [build_frame(OP_CLOSE, close_payload(code))], 1002)
-
-
-def test_close_with_a_one_byte_payload_is_a_protocol_error(srv):
-    closed_with(srv, [build_frame(OP_CLOSE, b"\x03")], 1002)
-
-
-def test_close_with_an_invalid_utf8_reason_is_closed_with_1007(srv):
-    closed_with(srv, [build_frame(OP_CLOSE, close_payload(1000, b"bye \xc0\x80"))], 1007)
-
-
-def test_binary_frame_is_closed_with_1003(srv):
-    closed_with(srv, [build_frame(OP_BINARY, b"\x00\x01\x02")], 1003)
-
-
 @pytest.mark.parametrize("payload", [b"", b"hello \x00\xff", bytes(range(125))],
                          ids=["empty", "bytes", "125-bytes"])
 def test_ping_is_answered_with_a_pong_with_the_same_payload(srv, payload):
@@ -428,16 +447,6 @@ def test_unsolicited_pong_is_ignored(srv):
     with open_ws(srv) as ws:
         ws.send_frame(OP_PONG, b"nobody asked")
         assert_alive(ws)
-
-
-@pytest.mark.parametrize("code,reason", [(1000, b""), (1000, b"done"), (1001, b""),
-                                         (4999, "fin \u00e9".encode())])
-def test_valid_close_is_echoed_and_the_connection_ends(srv, code, reason):
-    with open_ws(srv) as ws:
-        ws.send_frame(OP_CLOSE, close_payload(code, reason))
-        got, _ = ws.expect_close()
-        assert got == code
-        assert ws.before_close == []
 
 
 def test_empty_close_is_answered_with_a_close(srv):

@@ -45,8 +45,8 @@ Listen 127.0.0.1:{port} https
 
 
 @pytest.fixture(scope="module")
-def tls(ws_servers):
-    return ws_servers(CHILDREN=2, prepare=write_tls_conf)
+def tls(servers):
+    return servers.start(private_module=True, CHILDREN=2, prepare=write_tls_conf)
 
 
 @pytest.fixture(scope="module")
