@@ -71,8 +71,9 @@ build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(SRC) $(HDR)
 
 # A short run of every fuzz target over its seed corpus (inside make test):
 # FUZZ_SMOKE_SECONDS each. A driver's output goes to build/fuzz/NAME.log and
-# only its summary is shown; a crash, leak or broken invariant shows the log's
-# end, leaves the input as build/fuzz/crash-* (or leak-*, timeout-*) and fails.
+# only its summary is shown; a crash, leak or broken invariant shows the error
+# and the frames in src/ and tests/, leaves the input as build/fuzz/crash-*
+# (or leak-*, timeout-*, oom-*) and fails.
 FUZZ_SMOKE_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$${f#build/fuzz/fuzz_}; \
@@ -83,7 +84,9 @@ fuzz-smoke: $(FUZZ_BIN)
 	        -artifact_prefix=build/fuzz/ build/fuzz/corpus-$$n >build/fuzz/$$n.log 2>&1; then \
 	        grep -E '^(Done |stat::(new_units_added|peak_rss_mb))' build/fuzz/$$n.log; \
 	    else \
-	        tail -n 30 build/fuzz/$$n.log; echo "FAILED: $$f (log: build/fuzz/$$n.log)"; exit 1; \
+	        grep -E 'invariant broken|runtime error|ERROR:|SUMMARY:|written to|/(src|tests)/' \
+	            build/fuzz/$$n.log | head -n 25; \
+	        echo "FAILED: $$f (log: build/fuzz/$$n.log)"; exit 1; \
 	    fi; done
 
 # Longer fuzzing, stopping at the first failure: FUZZ_SECONDS per driver
