@@ -65,23 +65,43 @@ build/unit/%: tests/unit/%.c $(SRC) $(HDR)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ./$$t; done
 
-build/fuzz/%: tests/fuzz/%.c $(SRC) $(HDR)
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(SRC) $(HDR)
 	@mkdir -p build/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $< -o $@
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $< -o $@ -ljansson
 
-# A short run of every fuzz target over its seed corpus (inside make test).
+# A short run of every fuzz target over its seed corpus (inside make test):
+# FUZZ_SMOKE_SECONDS each. A driver's output goes to build/fuzz/NAME.log and
+# only its summary is shown; a crash, leak or broken invariant shows the error
+# and the frames in src/ and tests/, leaves the input as build/fuzz/crash-*
+# (or leak-*, timeout-*, oom-*) and fails.
+FUZZ_SMOKE_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BIN)
-	@set -e; for f in $(FUZZ_BIN); do n=$${f#build/fuzz/fuzz_}; \
+	@for f in $(FUZZ_BIN); do n=$${f#build/fuzz/fuzz_}; \
 	    rm -rf build/fuzz/corpus-$$n; mkdir -p build/fuzz/corpus-$$n; \
 	    cp tests/fuzz/corpus/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null || true; \
-	    echo "== $$f (15 s)"; ./$$f -max_total_time=15 -print_final_stats=1 build/fuzz/corpus-$$n 2>&1 | tail -n 3; done
+	    echo "== $$f ($(FUZZ_SMOKE_SECONDS) s)"; \
+	    if ./$$f -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/ build/fuzz/corpus-$$n >build/fuzz/$$n.log 2>&1; then \
+	        grep -E '^(Done |stat::(new_units_added|peak_rss_mb))' build/fuzz/$$n.log; \
+	    else \
+	        grep -E 'invariant broken|runtime error|ERROR:|SUMMARY:|written to|/(src|tests)/' \
+	            build/fuzz/$$n.log | head -n 25; \
+	        echo "FAILED: $$f (log: build/fuzz/$$n.log)"; exit 1; \
+	    fi; done
 
-# Longer fuzzing: make fuzz FUZZ_SECONDS=600
+# Longer fuzzing, stopping at the first failure: FUZZ_SECONDS per driver
+# (make fuzz FUZZ_SECONDS=600), or, when FUZZ_RUNS is set, that many inputs
+# per driver whatever the time (make fuzz FUZZ_RUNS=10000000). The corpus
+# grows in build/fuzz/corpus-NAME from one run to the next.
 FUZZ_SECONDS ?= 300
+FUZZ_RUNS ?=
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$${f#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
 	    cp -n tests/fuzz/corpus/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null || true; \
-	    ./$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n; done
+	    echo "== $$f ($(FUZZ_LIMIT))"; \
+	    ./$$f $(FUZZ_LIMIT) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+	        build/fuzz/corpus-$$n || { echo "FAILED: $$f"; exit 1; }; done
 
 integration: build
 	cd tests/integration && /usr/bin/python3 -m pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)

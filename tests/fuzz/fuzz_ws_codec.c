@@ -10,10 +10,7 @@
  * text messages must be valid UTF-8 and no message may exceed the limit.
  * The encoder helpers are round-tripped through the parser as well.
  */
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "fuzz.h"
 
 #include "../../src/rtb_ws_codec.c"
 
@@ -33,21 +30,6 @@ typedef struct {
     size_t msg_cap;
 } fuzz_ws_codec_summary_t;
 
-#define FUZZ_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t fuzz_ws_codec_mix(uint64_t h, const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ s[i]) * UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
 static uint64_t fuzz_ws_codec_mix_int(uint64_t h, uint64_t v)
 {
     unsigned char b[8];
@@ -55,7 +37,7 @@ static uint64_t fuzz_ws_codec_mix_int(uint64_t h, uint64_t v)
     for (int i = 0; i < 8; i++) {
         b[i] = (unsigned char)(v >> (8 * i));
     }
-    return fuzz_ws_codec_mix(h, b, sizeof(b));
+    return fuzz_hash(h, b, sizeof(b));
 }
 
 /* Check one event against the contract and fold it into the summary. */
@@ -95,7 +77,7 @@ static void fuzz_ws_codec_event(fuzz_ws_codec_summary_t *s, const rtb_ws_parser_
             }
             s->hash = fuzz_ws_codec_mix_int(s->hash, (uint64_t)s->open_op);
             s->hash = fuzz_ws_codec_mix_int(s->hash, s->msg_len);
-            s->hash = fuzz_ws_codec_mix(s->hash, s->msg, s->msg_len);
+            s->hash = fuzz_hash(s->hash, s->msg, s->msg_len);
             s->records++;
             s->open = 0;
         }
@@ -119,7 +101,7 @@ static void fuzz_ws_codec_event(fuzz_ws_codec_summary_t *s, const rtb_ws_parser_
     }
     s->hash =
         fuzz_ws_codec_mix_int(s->hash, (uint64_t)ev->opcode | ((uint64_t)ev->close_code << 8));
-    s->hash = fuzz_ws_codec_mix(s->hash, ev->data, ev->len);
+    s->hash = fuzz_hash(s->hash, ev->data, ev->len);
     s->records++;
 }
 
@@ -252,12 +234,10 @@ static void fuzz_ws_codec_encoders(uint16_t code, const unsigned char *in, size_
         FUZZ_CHECK(rc == RTB_WS_EV_DATA && used == fl && ev.len == n);
         FUZZ_CHECK(ev.flags == (RTB_WS_FLAG_FIRST | RTB_WS_FLAG_LAST));
         FUZZ_CHECK(n == 0 || memcmp(ev.data, in, n) == 0);
-        fuzz_ws_codec_sink = fuzz_ws_codec_mix(fuzz_ws_codec_sink, ev.data, ev.len);
+        fuzz_ws_codec_sink = fuzz_hash(fuzz_ws_codec_sink, ev.data, ev.len);
         free(buf);
     }
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
