@@ -97,9 +97,10 @@ static int rtboard_dispatch(request_rec *r, const char *path)
     default:
         break;
     }
+    if (r->method_number != M_GET && r->method_number != M_OPTIONS && rtb_cross_site(r))
+        return rtb_send_error(r, HTTP_FORBIDDEN, "cross_site_request",
+                              "changes are not accepted from another site's pages", NULL);
     switch (rt.id) {
-    case RTB_R_STATUS:
-        return rtb_status_handler(r);
     case RTB_R_EVENTS:
     case RTB_R_MULTI_EVENTS:
         return rtb_eventsource_handle(r, &rt);

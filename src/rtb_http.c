@@ -163,3 +163,33 @@ int rtb_send_board_error(request_rec *r, int rc, const char *board)
         return rtb_send_board_refused(r, rc, board);
     return rtb_send_db_error(r);
 }
+
+/* The Origin must be this server's own, or listed in RTBoardAllowOrigin. */
+int rtb_origin_allowed(request_rec *r)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+    int i;
+    if (!origin)
+        return 1; /* not a browser */
+    for (i = 0; i < cfg->origins->nelts; i++) {
+        const char *o = APR_ARRAY_IDX(cfg->origins, i, const char *);
+        if (!strcmp(o, "*") || !strcasecmp(o, origin))
+            return 1;
+    }
+    if (host) {
+        const char *scheme = ap_http_scheme(r);
+        if (!strcasecmp(origin, apr_pstrcat(r->pool, scheme, "://", host, NULL)))
+            return 1;
+    }
+    return 0;
+}
+
+int rtb_cross_site(request_rec *r)
+{
+    const char *sfs = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    if (apr_table_get(r->headers_in, "Origin"))
+        return !rtb_origin_allowed(r);
+    return sfs && (!strcasecmp(sfs, "cross-site") || !strcasecmp(sfs, "same-site"));
+}

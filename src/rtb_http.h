@@ -73,4 +73,19 @@ int rtb_send_board_refused(request_rec *r, int rc, const char *board);
  */
 int rtb_send_board_error(request_rec *r, int rc, const char *board);
 
+/*
+ * 1 when the request's Origin is this server's own (scheme://Host) or
+ * listed in RTBoardAllowOrigin (or "*"), or when it has no Origin (not a
+ * browser); else 0.
+ */
+int rtb_origin_allowed(request_rec *r);
+
+/*
+ * 1 when a browser sent the request from another site: an Origin that is
+ * not allowed, or Sec-Fetch-Site cross-site/same-site without an Origin.
+ * State-changing requests from another site are refused (a signed-in
+ * browser would otherwise send its cached credentials with them).
+ */
+int rtb_cross_site(request_rec *r);
+
 #endif

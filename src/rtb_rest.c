@@ -100,7 +100,6 @@ static int rest_board_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
     return 0;
 }
 
-/* Checks the hand-typed parts of POST /boards: the id slug and the lists array. */
 /* Answers a refused body; returns DONE (answered). */
 static int rest_refuse(request_rec *r, int status, const char *code, const char *message,
                        const char *field)
@@ -109,14 +108,25 @@ static int rest_refuse(request_rec *r, int status, const char *code, const char 
     return DONE;
 }
 
+/*
+ * Checks the hand-typed parts of POST /boards: the id slug and the lists
+ * array; and that the caller could read a board of that id (else 403,
+ * whether or not it exists, so the answer tells nothing of boards one may
+ * not read). Returns OK, or DONE when refused (answered).
+ */
 static int rest_board_body_extra(rtb_rest_ctx_t *x)
 {
     const char *id = rtb_body_str(x, "id");
     json_t *lists = json_object_get(x->body, "lists");
     size_t i;
+    int rc;
     if (id && !rtb_board_id_valid(id, strlen(id)))
         return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_id",
                            "id must match [a-z0-9][a-z0-9_-]{0,63}", "id");
+    if (id && (rc = rtb_board_allowed(x->r, id, "GET", NULL)) != OK) {
+        rtb_send_board_refused(x->r, rc, id);
+        return DONE;
+    }
     if (lists) {
         if (!json_is_array(lists) || json_array_size(lists) > 50)
             return rest_refuse(x->r, HTTP_UNPROCESSABLE_ENTITY, "invalid_type",
@@ -666,6 +676,10 @@ static int rest_alias(rtb_rest_ctx_t *x)
                            x->rt.id == RTB_R_ALIAS_MOVE ? "/move" : "");
     }
     rc = rtb_board_allowed(r, x->rt.board, r->method, uri);
+    if (rc != OK && x->rt.id != RTB_R_ALIAS_TASKS && r->user)
+        /* a task of a board one may not use is no task of theirs: the same
+         * answer as a task that does not exist */
+        return rtb_send_error(r, HTTP_NOT_FOUND, "task_not_found", "no such task", NULL);
     if (rc != OK)
         return rtb_send_board_refused(r, rc, x->rt.board);
     switch (x->rt.id) {

@@ -164,8 +164,6 @@ int rtb_route(const char *path, int m, rtb_route_t *out)
         return router_finish(out, RTB_R_MULTI_EVENTS, RTB_M_GET, m);
     if (n == 1 && router_is(&s[0], "ws"))
         return router_finish(out, RTB_R_WS, RTB_M_GET, m);
-    if (n == 1 && router_is(&s[0], "rtboard-status"))
-        return router_finish(out, RTB_R_STATUS, RTB_M_GET, m);
     return RTB_ROUTE_NOT_FOUND;
 }
 

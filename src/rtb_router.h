@@ -28,7 +28,6 @@ typedef enum {
     RTB_R_ALIAS_TASKS,  /* /tasks */
     RTB_R_ALIAS_TASK,   /* /tasks/:t */
     RTB_R_ALIAS_MOVE,   /* /tasks/:t/move */
-    RTB_R_STATUS,       /* /rtboard-status */
     RTB_R__COUNT
 } rtb_route_id_t;
 

@@ -8,6 +8,7 @@
 #include "rtb_config.h"
 #include "rtb_engine.h"
 #include "rtb_presence.h"
+#include "rtb_ticket.h"
 #include "rtb_ws_join.h"
 #include "rtb_ids.h"
 
@@ -80,6 +81,7 @@ static void ws_send_cursor(rtb_conn_t *cn, rtb_ws_state_t *st, apr_time_t now)
 /* {"type":"join","boardId":B,"lastEventId":N?} */
 static void ws_msg_join(rtb_conn_t *cn, json_t *m, const char *board, const rtb_sub_t *sub)
 {
+    const rtb_ws_state_t *st = cn->tdata;
     json_t *le = json_object_get(m, "lastEventId");
     long long since = -1;
     if (le && !json_is_null(le)) {
@@ -91,6 +93,11 @@ static void ws_msg_join(rtb_conn_t *cn, json_t *m, const char *board, const rtb_
     }
     if (sub) {
         rtb_ws_error(cn, "already_joined", "already joined to this board");
+        return;
+    }
+    if (st->ticket_board[0] && strcmp(st->ticket_board, board) != 0) {
+        /* a ticket opens a socket for its own board only, on either URL */
+        rtb_ws_error(cn, "ticket_board_only", "this socket's ticket is for another board");
         return;
     }
     rtb_ws_join(cn, board, since);
@@ -400,6 +407,9 @@ rtb_ws_state_t *rtb_ws_state_create(rtb_conn_t *cn, request_rec *r)
     /* without a copy (kept request, or no memory for it) joins use the request */
     st->origin = rtb_ws_keep_request() ? NULL : rtb_ws_origin_save(r);
     cn->keep_request = st->origin == NULL;
+    if (apr_table_get(r->notes, RTB_TICKET_BOARD_NOTE))
+        apr_cpystrn(st->ticket_board, apr_table_get(r->notes, RTB_TICKET_BOARD_NOTE),
+                    sizeof(st->ticket_board));
     /* the connection's log id now: logging from a join's worker would
      * otherwise make it in the connection's pool, which the loop uses */
     if (!c->log_id)

@@ -34,27 +34,6 @@ static int ws_has_token(const char *h, const char *tok)
     return 0;
 }
 
-/* The Origin must be this server's own, or listed in RTBoardAllowOrigin. */
-static int ws_origin_ok(request_rec *r)
-{
-    rtb_cfg_t *cfg = rtb_cfg(r->server);
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *host = apr_table_get(r->headers_in, "Host");
-    int i;
-    if (!origin)
-        return 1; /* not a browser */
-    for (i = 0; i < cfg->origins->nelts; i++) {
-        const char *o = APR_ARRAY_IDX(cfg->origins, i, const char *);
-        if (!strcmp(o, "*") || !strcasecmp(o, origin))
-            return 1;
-    }
-    if (host) {
-        const char *scheme = ap_http_scheme(r);
-        if (!strcasecmp(origin, apr_pstrcat(r->pool, scheme, "://", host, NULL)))
-            return 1;
-    }
-    return 0;
-}
 
 /*
  * The request is a version-13 WebSocket upgrade over HTTP/1.1 with a key:
@@ -170,7 +149,7 @@ int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
 
     if (upgrade_check(r) != OK)
         return OK;
-    origin_ok = ws_origin_ok(r);
+    origin_ok = rtb_origin_allowed(r);
     if (origin_ok && r->user) {
         first = upgrade_first_join(r, rt, &rc);
         if (rc != OK)

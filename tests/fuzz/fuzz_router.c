@@ -52,7 +52,6 @@ static const char *const fuzz_router_shapes[RTB_R__COUNT] = {
     [RTB_R_ALIAS_TASKS] = "/tasks",
     [RTB_R_ALIAS_TASK] = "/tasks/:t",
     [RTB_R_ALIAS_MOVE] = "/tasks/:t/move",
-    [RTB_R_STATUS] = "/rtboard-status",
 };
 
 /* The route's canonical path from its shape and r's parameters, into buf (256 bytes). */
