@@ -46,8 +46,7 @@ static int ticket_issue(request_rec *r, const char *board, const char **tok)
         if (!t[i].token[0] || t[i].expires < now) {
             if (slot < 0)
                 slot = i;
-        }
-        else if (!strcmp(t[i].user, user)) {
+        } else if (!strcmp(t[i].user, user)) {
             mine++;
         }
     }

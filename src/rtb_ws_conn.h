@@ -35,7 +35,7 @@ typedef struct {
     double cx, cy;
     apr_time_t cursor_sent;
     char ticket_board[RTB_BOARD_ID_MAX + 1]; /* opened with a ticket: the only board it may join */
-    int close_code; /* what to send on close */
+    int close_code;                          /* what to send on close */
     const char *close_reason;
 } rtb_ws_state_t;
 

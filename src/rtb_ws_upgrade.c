@@ -34,7 +34,6 @@ static int ws_has_token(const char *h, const char *tok)
     return 0;
 }
 
-
 /*
  * The request is a version-13 WebSocket upgrade over HTTP/1.1 with a key:
  * OK, or DONE when refused (answered: 426 or 400).
