@@ -37,7 +37,7 @@ Group www-data"
         > "$VAR/httpd.conf"
     if [ ! -f "$VAR/htpasswd" ]; then
         : > "$VAR/htpasswd"
-        for u in alice bob carol; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
+        for u in alice bob carol admin; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
     "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
     if [ "$(id -u)" = 0 ]; then
