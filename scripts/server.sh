@@ -35,9 +35,11 @@ Group www-data"
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
         "$here/conf/httpd-dev.conf.in" | awk -v u="$user_line" '{ if ($0 == "@USER@") print u; else print }' \
         > "$VAR/httpd.conf"
+    # demo users, bcrypt hashes (password: the user's name); a file that is
+    # there already is kept as it is
     if [ ! -f "$VAR/htpasswd" ]; then
         : > "$VAR/htpasswd"
-        for u in alice bob carol admin; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
+        for u in alice bob carol admin; do htpasswd -b -B -C 5 "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
     "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
     if [ "$(id -u)" = 0 ]; then
