@@ -2,7 +2,7 @@
 # Starts, stops or gracefully restarts a private httpd running mod_rtboard.
 #   scripts/server.sh start|stop|graceful|conf
 # Environment: VAR (state directory, default ./var), PORT (8080), CHILDREN (2),
-# THREADS (25), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
+# THREADS (200), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
 # RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +10,7 @@ VAR=${VAR:-$here/var}
 case "$VAR" in /*) ;; *) VAR="$(pwd)/$VAR" ;; esac
 PORT=${PORT:-8080}
 CHILDREN=${CHILDREN:-2}
-THREADS=${THREADS:-25}
+THREADS=${THREADS:-200}
 MODULE=${MODULE:-$here/src/.libs/mod_rtboard.so}
 pidfile="$VAR/httpd.pid"
 
