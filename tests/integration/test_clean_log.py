@@ -4,6 +4,8 @@ import re
 import socket
 import time
 
+import pytest
+
 from harness import wait_until
 
 # "[module:level]" of an error.log line at warn or worse
@@ -14,8 +16,11 @@ def alarming_lines(log):
     return [l for l in log.splitlines() if ALARMING.search(l)]
 
 
-def test_a_clean_start_and_stop_log_no_warning_or_error(servers):
-    srv = servers.start(check_crash=False)
+# the harness's 25 threads per child, and scripts/server.sh's own default
+# (THREADS="" leaves it to the script, as `make run` does)
+@pytest.mark.parametrize("threads", ["25", ""], ids=["25-threads", "make-run-threads"])
+def test_a_clean_start_and_stop_log_no_warning_or_error(servers, threads):
+    srv = servers.start(check_crash=False, THREADS=threads)
     alice = srv.client("alice")
     assert alice.get("/boards").status_code == 200
     # a request whose headers are still being read holds a worker thread
