@@ -46,7 +46,7 @@ run: deps build
 	@echo "mod_rtboard is running: http://127.0.0.1:$(PORT)/?board=demo"
 	@echo "  demo users: alice, bob, carol (password: the user's name)"
 	@echo "  alice's private board: http://127.0.0.1:$(PORT)/?board=private"
-	@echo "  status: http://127.0.0.1:$(PORT)/rtboard-status"
+	@echo "  status (user admin, password admin): http://127.0.0.1:$(PORT)/rtboard-status"
 	@echo "  stop it with: make stop"
 
 stop:

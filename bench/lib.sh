@@ -5,6 +5,8 @@
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 AUTH_ALICE="Authorization: Basic $(printf 'alice:alice' | base64)"
+# the status pages are for the admin user only
+AUTH_ADMIN="Authorization: Basic $(printf 'admin:admin' | base64)"
 
 say() { printf '%s\n' "$*"; }
 
@@ -189,13 +191,13 @@ wait_pids() {
     for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
 
-# Writes VAR/htpasswd with alice, bob, carol and user0..user<n-1> (password:
+# Writes VAR/htpasswd with alice, bob, carol, admin and user0..user<n-1> (password:
 # the name), SHA1 form, before server.sh would create a smaller one.
 write_htpasswd() {
     node -e '
 const c = require("crypto"), n = +process.argv[1];
 const line = u => u + ":{SHA}" + c.createHash("sha1").update(u).digest("base64");
-const users = ["alice", "bob", "carol"];
+const users = ["alice", "bob", "carol", "admin"];
 for (let i = 0; i < n; i++) users.push("user" + i);
 process.stdout.write(users.map(line).join("\n") + "\n");
 ' "$1" >"$VAR/htpasswd"

@@ -2,7 +2,7 @@
 # Starts, stops or gracefully restarts a private httpd running mod_rtboard.
 #   scripts/server.sh start|stop|graceful|conf
 # Environment: VAR (state directory, default ./var), PORT (8080), CHILDREN (2),
-# THREADS (25), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
+# THREADS (200), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
 # RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path), MIGRATE (1; 0
 # leaves the database as it is, even when it is missing or broken).
 set -eu
@@ -11,7 +11,7 @@ VAR=${VAR:-$here/var}
 case "$VAR" in /*) ;; *) VAR="$(pwd)/$VAR" ;; esac
 PORT=${PORT:-8080}
 CHILDREN=${CHILDREN:-2}
-THREADS=${THREADS:-25}
+THREADS=${THREADS:-200}
 MODULE=${MODULE:-$here/src/.libs/mod_rtboard.so}
 pidfile="$VAR/httpd.pid"
 
@@ -29,15 +29,18 @@ Group www-data"
     fi
     sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@ROOT@|$here|g" \
         -e "s|@MODULE@|$MODULE|g" -e "s|@CHILDREN@|$CHILDREN|g" \
-        -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" \
+        -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" -e "s|@MINSPARE@|$THREADS|g" \
+        -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" \
         -e "s|@HISTORY@|${HISTORY:-10000}|g" -e "s|@HEARTBEAT@|${HEARTBEAT:-15}|g" \
         -e "s|@WSPING@|${WSPING:-30}|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
         "$here/conf/httpd-dev.conf.in" | awk -v u="$user_line" '{ if ($0 == "@USER@") print u; else print }' \
         > "$VAR/httpd.conf"
+    # demo users, bcrypt hashes (password: the user's name); a file that is
+    # there already is kept as it is
     if [ ! -f "$VAR/htpasswd" ]; then
         : > "$VAR/htpasswd"
-        for u in alice bob carol; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
+        for u in alice bob carol admin; do htpasswd -b -B -C 5 "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
     [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
     if [ "$(id -u)" = 0 ]; then

@@ -35,7 +35,7 @@ def hboard(h2):
 
 
 def blocking(h2):
-    return h2.client("alice").get("/rtboard-status").json()["data"]["connections"]["blocking"]
+    return h2.client("admin").get("/rtboard-status").json()["data"]["connections"]["blocking"]
 
 
 def test_sse_over_http2_streams_on_the_blocking_path_and_ends_with_its_client(h2, hboard):

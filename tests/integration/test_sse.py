@@ -462,14 +462,14 @@ class Fleet:
 
 
 def status(server):
-    r = requests.get(server.url("/rtboard-status"), auth=("alice", "alice"), timeout=10)
+    r = requests.get(server.url("/rtboard-status"), auth=("admin", "admin"), timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/json"), r.headers
     return r.json()["data"]
 
 
 def busy_workers(server):
-    r = requests.get(server.url("/server-status?auto"), auth=("alice", "alice"), timeout=10)
+    r = requests.get(server.url("/server-status?auto"), auth=("admin", "admin"), timeout=10)
     assert r.status_code == 200, r.text
     m = re.search(r"^BusyWorkers: (\d+)$", r.text, re.M)
     assert m, r.text[:500]

@@ -17,34 +17,36 @@ def _open_sse(server, board):
 
 
 def test_status_counts_streams_and_events(server, alice, board):
+    admin = server.client("admin")
     bid, lists = board
-    base = alice.get("/rtboard-status").json()["data"]
+    base = admin.get("/rtboard-status").json()["data"]
     socks = [_open_sse(server, bid) for _ in range(3)]
     try:
-        wait_until(lambda: alice.get("/rtboard-status").json()["data"]["connections"]["sse"]
+        wait_until(lambda: admin.get("/rtboard-status").json()["data"]["connections"]["sse"]
                    >= base["connections"]["sse"] + 3, what="three SSE streams counted")
         # per-board counts are refreshed by each child's loop twice a second
-        wait_until(lambda: alice.get("/rtboard-status").json()["data"]["boards"].get(bid) == 3,
+        wait_until(lambda: admin.get("/rtboard-status").json()["data"]["boards"].get(bid) == 3,
                    what="three streams counted on the board")
-        assert len(alice.get("/rtboard-status").json()["data"]["children"]) >= 2
+        assert len(admin.get("/rtboard-status").json()["data"]["children"]) >= 2
         r = alice.post("/boards/%s/tasks" % bid, {"listId": lists[0], "title": "s"})
         assert r.status_code == 201
-        wait_until(lambda: alice.get("/rtboard-status").json()["data"]["delivered"]
+        wait_until(lambda: admin.get("/rtboard-status").json()["data"]["delivered"]
                    >= base["delivered"] + 3, what="the event delivered to the three streams")
-        after = alice.get("/rtboard-status").json()["data"]
+        after = admin.get("/rtboard-status").json()["data"]
         assert after["published"] == base["published"] + 1
         assert after["ring"]["next"] == base["ring"]["next"] + 1
     finally:
         for s in socks:
             s.close()
-    wait_until(lambda: alice.get("/rtboard-status").json()["data"]["connections"]["sse"]
+    wait_until(lambda: admin.get("/rtboard-status").json()["data"]["connections"]["sse"]
                == base["connections"]["sse"], what="closed streams no longer counted")
 
 
-def test_mod_status_has_a_section(server, alice):
-    published = alice.get("/rtboard-status").json()["data"]["published"]
-    auto = alice.get("/server-status?auto").text
+def test_mod_status_has_a_section(server):
+    admin = server.client("admin")
+    published = admin.get("/rtboard-status").json()["data"]["published"]
+    auto = admin.get("/server-status?auto").text
     assert "RTBoardSSE: " in auto
     assert "RTBoardPublished: %d" % published in auto
-    page = alice.get("/server-status").text
+    page = admin.get("/server-status").text
     assert "<h2>mod_rtboard</h2>" in page and "events published: %d" % published in page

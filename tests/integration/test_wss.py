@@ -32,7 +32,9 @@ def write_tls_conf(server):
     os.makedirs(os.path.join(server.var, "conf.d"), exist_ok=True)
     with open(os.path.join(server.var, "conf.d", "ssl.conf"), "w") as f:
         f.write("""LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+<IfModule !socache_shmcb_module>
 LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+</IfModule>
 SSLSessionCache "shmcb:{var}/run/ssl_scache(512000)"
 Listen 127.0.0.1:{port} https
 <VirtualHost 127.0.0.1:{port}>
