@@ -3,7 +3,8 @@
 #   scripts/server.sh start|stop|graceful|conf
 # Environment: VAR (state directory, default ./var), PORT (8080), CHILDREN (2),
 # THREADS (200), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
-# RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path), MIGRATE (1; 0
+# RINGSIZE (16M), RINGSLOTS (16384), USERSTREAMS (100: RTBoardMaxStreamsPerUser),
+# BOARDRATE (60: RTBoardBoardsPerMinute), MODULE (built module path), MIGRATE (1; 0
 # leaves the database as it is, even when it is missing or broken).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,7 @@ Group www-data"
         -e "s|@HISTORY@|${HISTORY:-10000}|g" -e "s|@HEARTBEAT@|${HEARTBEAT:-15}|g" \
         -e "s|@WSPING@|${WSPING:-30}|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
+        -e "s|@USERSTREAMS@|${USERSTREAMS:-100}|g" -e "s|@BOARDRATE@|${BOARDRATE:-60}|g" \
         "$here/conf/httpd-dev.conf.in" | awk -v u="$user_line" '{ if ($0 == "@USER@") print u; else print }' \
         > "$VAR/httpd.conf"
     # demo users, bcrypt hashes (password: the user's name); a file that is

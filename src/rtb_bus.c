@@ -28,7 +28,7 @@ APLOG_USE_MODULE(rtboard);
 
 typedef struct {
     apr_uint32_t magic;
-    apr_uint32_t pad;
+    apr_uint32_t layout; /* sizeof(bus_hdr_t): a segment of another build is refused */
     /*
      * The writers' lock: process-shared and robust (a writer killed while
      * holding it does not wedge the others), but not priority-inheriting
@@ -36,10 +36,12 @@ typedef struct {
      * of the kernel handing it to a sleeping waiter: no lock convoy.
      */
     pthread_mutex_t write_lock;
+    pthread_mutex_t limits_lock; /* the per-user table: robust, like the writers' lock */
     volatile apr_uint64_t published;
     rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
     rtb_presence_t presence[RTB_PRESENCE_MAX];
     rtb_ticket_t tickets[RTB_TICKETS_MAX];
+    rtb_user_limit_t limits[RTB_LIMIT_USERS];
 } bus_hdr_t;
 
 /* What survives a graceful restart: kept with ap_retained_data_*. */
@@ -104,6 +106,7 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
         memset(base, 0, bus_ring_offset());
         bus_hdr = base;
         bus_hdr->magic = BUS_MAGIC;
+        bus_hdr->layout = (apr_uint32_t)sizeof(bus_hdr_t);
         if (!rtb_ring_format((char *)base + bus_ring_offset(), ring_size, cfg->ring_bytes,
                              (uint32_t)cfg->ring_slots)) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0013: could not format the ring");
@@ -120,7 +123,8 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
             pthread_mutexattr_init(&ma);
             pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
             pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-            if (pthread_mutex_init(&bus_hdr->write_lock, &ma) != 0)
+            if (pthread_mutex_init(&bus_hdr->write_lock, &ma) != 0 ||
+                pthread_mutex_init(&bus_hdr->limits_lock, &ma) != 0)
                 rv = APR_EGENERAL;
             pthread_mutexattr_destroy(&ma);
         }
@@ -135,6 +139,12 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
                                apr_shm_size_get(bus_ret->shm) - bus_ring_offset());
     if (!bus_ring || bus_hdr->magic != BUS_MAGIC) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0015: shared segment is not valid");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (bus_hdr->layout != sizeof(bus_hdr_t)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RTB0060: the shared segment was laid out by another build of the "
+                     "module; stop and start the server (a graceful restart keeps it)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -175,6 +185,27 @@ rtb_presence_t *rtb_bus_presence(void)
 rtb_ticket_t *rtb_bus_tickets(void)
 {
     return bus_hdr ? bus_hdr->tickets : NULL;
+}
+
+rtb_user_limit_t *rtb_bus_limits(void)
+{
+    return bus_hdr ? bus_hdr->limits : NULL;
+}
+
+int rtb_bus_limits_lock(void)
+{
+    int rv = pthread_mutex_lock(&bus_hdr->limits_lock);
+    if (rv == EOWNERDEAD) {
+        /* its holder died; the table holds counts, which stay usable */
+        pthread_mutex_consistent(&bus_hdr->limits_lock);
+        rv = 0;
+    }
+    return rv;
+}
+
+void rtb_bus_limits_unlock(void)
+{
+    pthread_mutex_unlock(&bus_hdr->limits_lock);
 }
 
 rtb_ring_t *rtb_bus_ring(void)

@@ -57,8 +57,31 @@ typedef struct {
     apr_time_t expires;
 } rtb_ticket_t;
 
+#define RTB_LIMIT_USERS 4096 /* users with streams or recent board creations at once */
+#define RTB_LIMIT_PIDS 16    /* children one user's streams are counted in */
+
+/* One user's streams (per child, so a dead child's are dropped) and board-creation budget. */
+typedef struct {
+    apr_uint32_t hash; /* 0 = never used */
+    apr_uint32_t streams;
+    struct {
+        apr_uint32_t pid, n;
+    } by[RTB_LIMIT_PIDS];
+    double tokens; /* boards the user may still create now */
+    apr_time_t tokens_at;
+    char user[RTB_USER_MAX + 1];
+} rtb_user_limit_t;
+
 /* Kinds of ring records (the ring's opaque kind word). */
 enum { RTB_KIND_EVENT = 0, RTB_KIND_EPHEMERAL = 1 };
+
+/*
+ * The per-user table (rtb_limits), under a lock of its own (not the bus
+ * lock, so ring appends never wait behind it): 0, or an errno.
+ */
+rtb_user_limit_t *rtb_bus_limits(void);
+int rtb_bus_limits_lock(void);
+void rtb_bus_limits_unlock(void);
 
 /* Shared tables, guarded by the bus lock (rtb_bus_lock). */
 rtb_presence_t *rtb_bus_presence(void);

@@ -34,6 +34,8 @@ void *rtb_config_create(apr_pool_t *p, server_rec *s)
     c->typing_ttl = CFG_UNSET;
     c->cursor_rate = CFG_UNSET;
     c->max_streams = CFG_UNSET;
+    c->user_streams = CFG_UNSET;
+    c->board_rate = CFG_UNSET;
     return c;
 }
 
@@ -70,6 +72,10 @@ static void config_defaults(rtb_cfg_t *c)
         c->cursor_rate = 20;
     if (c->max_streams == CFG_UNSET)
         c->max_streams = 20000;
+    if (c->user_streams == CFG_UNSET)
+        c->user_streams = 100;
+    if (c->board_rate == CFG_UNSET)
+        c->board_rate = 60;
 }
 
 #define MERGE(f, unset) c->f = (add->f != (unset)) ? add->f : base->f
@@ -92,6 +98,8 @@ void *rtb_config_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(typing_ttl, CFG_UNSET);
     MERGE(cursor_rate, CFG_UNSET);
     MERGE(max_streams, CFG_UNSET);
+    MERGE(user_streams, CFG_UNSET);
+    MERGE(board_rate, CFG_UNSET);
     c->origins = apr_array_append(p, base->origins, add->origins);
     c->name_var = add->name_var ? add->name_var : base->name_var;
     return c;
@@ -186,6 +194,10 @@ const command_rec rtb_config_cmds[] = {
     INT_DIRECTIVE("RTBoardTypingTTL", typing_ttl, "seconds a typing indicator lives (default 5)"),
     INT_DIRECTIVE("RTBoardCursorRate", cursor_rate,
                   "cursor messages per second per connection (default 20)"),
+    INT_DIRECTIVE("RTBoardMaxStreamsPerUser", user_streams,
+                  "streams and sockets one user may hold on the server, 0 = any (default 100)"),
+    INT_DIRECTIVE("RTBoardBoardsPerMinute", board_rate,
+                  "boards one user may create per minute, 0 = any (default 60)"),
     INT_DIRECTIVE("RTBoardMaxStreams", max_streams,
                   "long-lived connections one child holds (default 20000)"),
     AP_INIT_ITERATE("RTBoardAllowOrigin", config_origin, NULL, RSRC_CONF,

@@ -30,6 +30,8 @@ typedef struct {
     int typing_ttl;              /* seconds a typing indicator lives */
     int cursor_rate;             /* cursor messages per second per connection */
     int max_streams;             /* RTBoardMaxStreams per child */
+    int user_streams;            /* RTBoardMaxStreamsPerUser, server-wide, 0 = no cap */
+    int board_rate;              /* RTBoardBoardsPerMinute per user, 0 = no cap */
 } rtb_cfg_t;
 
 rtb_cfg_t *rtb_cfg(server_rec *s);

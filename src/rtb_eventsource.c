@@ -7,6 +7,7 @@
 #include "rtb_config.h"
 #include "rtb_engine.h"
 #include "rtb_http.h"
+#include "rtb_limits.h"
 #include "rtb_ids.h"
 #include "rtb_replay.h"
 #include "rtb_sse.h"
@@ -288,6 +289,8 @@ int rtb_eventsource_handle(request_rec *r, const rtb_route_t *rt)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     if (r->header_only)
         return OK; /* HEAD: the head of a stream, and no stream */
+    if (rtb_limits_take_stream(r) != OK)
+        return rtb_send_too_many_streams(r);
     r->connection->keepalive = AP_CONN_CLOSE;
     rtb_conn_hold_head(r);
 

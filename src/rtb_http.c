@@ -193,3 +193,15 @@ int rtb_cross_site(request_rec *r)
         return !rtb_origin_allowed(r);
     return sfs && (!strcasecmp(sfs, "cross-site") || !strcasecmp(sfs, "same-site"));
 }
+
+int rtb_send_too_many_streams(request_rec *r)
+{
+    rtb_cfg_t *cfg = rtb_cfg(r->server);
+    apr_table_setn(r->headers_out, "Retry-After", "5");
+    return rtb_send_error(r, HTTP_TOO_MANY_REQUESTS, "too_many_streams",
+                          apr_psprintf(r->pool,
+                                       "you hold %d streams and sockets already, the most one "
+                                       "user may; close one",
+                                       cfg->user_streams),
+                          NULL);
+}

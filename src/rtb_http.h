@@ -88,4 +88,7 @@ int rtb_origin_allowed(request_rec *r);
  */
 int rtb_cross_site(request_rec *r);
 
+/* 429 too_many_streams: the user holds RTBoardMaxStreamsPerUser already. Returns OK. */
+int rtb_send_too_many_streams(request_rec *r);
+
 #endif

@@ -5,6 +5,7 @@
 #include "rtb_config.h"
 #include "rtb_engine.h"
 #include "rtb_http.h"
+#include "rtb_limits.h"
 #include "rtb_replay.h"
 
 #include "http_protocol.h"
@@ -126,6 +127,8 @@ int rtb_longpoll_handle(request_rec *r, const rtb_route_t *rt)
         return rtb_send_body(r, HTTP_OK, body, strlen(body));
     }
 
+    if (rtb_limits_take_stream(r) != OK)
+        return rtb_send_too_many_streams(r);
     r->status = HTTP_OK;
     ap_set_content_type(r, "application/json; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

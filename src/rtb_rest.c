@@ -7,6 +7,7 @@
 #include "rtb_body.h"
 #include "rtb_http.h"
 #include "rtb_ids.h"
+#include "rtb_limits.h"
 #include "rtb_replay.h"
 #include "rtb_resource.h"
 #include "rtb_write.h"
@@ -719,7 +720,7 @@ static const struct {
 int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
 {
     rtb_rest_ctx_t x;
-    int m = rtb_method_bit(r->method);
+    int m = rtb_method_bit(r->method), retry;
     size_t i;
 
     memset(&x, 0, sizeof(x));
@@ -735,6 +736,12 @@ int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
             return OK; /* refused and answered */
         if (rt->id == RTB_R_BOARDS && rest_board_body_extra(&x) != OK)
             return OK;
+        if (rt->id == RTB_R_BOARDS && rtb_limits_take_board(r, &retry) != OK) {
+            apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, retry));
+            return rtb_send_error(
+                r, HTTP_TOO_MANY_REQUESTS, "too_many_boards",
+                apr_psprintf(r->pool, "at most %d new boards a minute", x.cfg->board_rate), NULL);
+        }
         return rtb_write_run(&x, rest_writes[i].fn);
     }
     switch (rt->id) {

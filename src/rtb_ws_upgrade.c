@@ -5,6 +5,7 @@
 #include "rtb_config.h"
 #include "rtb_engine.h"
 #include "rtb_http.h"
+#include "rtb_limits.h"
 #include "rtb_ws.h"
 #include "rtb_ws_join.h"
 
@@ -154,6 +155,8 @@ int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
         if (rc != OK)
             return OK;
     }
+    if (origin_ok && r->user && rtb_limits_take_stream(r) != OK)
+        return rtb_send_too_many_streams(r);
     upgrade_accept(r);
     if (c->aborted)
         return OK;

@@ -88,7 +88,9 @@ unique.n = int(time.time() * 1000) % 1000000
 
 class Server:
     def __init__(self, **settings):
-        self.settings = {"CHILDREN": "2", "THREADS": "25"}
+        # per-user caps off unless a test sets them: tests make many boards and
+        # streams as a few users (test_limits.py tests the caps)
+        self.settings = {"CHILDREN": "2", "THREADS": "25", "USERSTREAMS": "0", "BOARDRATE": "0"}
         self.settings.update({k: str(v) for k, v in settings.items()})
         build = os.path.join(ROOT, "build")
         os.makedirs(build, exist_ok=True)
@@ -177,6 +179,12 @@ class Server:
     @property
     def pidfile(self):
         return os.path.join(self.var, "httpd.pid")
+
+    def child_pids(self):
+        """The pids of the master's child processes, now."""
+        pid = self.master_pid()
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
 
     def master_pid(self):
         try:

@@ -82,9 +82,7 @@ def board(rest):
 
 
 def _children(server):
-    pid = server.master_pid()
-    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-        return [int(p) for p in f.read().split()]
+    return server.child_pids()
 
 
 def holder_pid(server, client_port):
