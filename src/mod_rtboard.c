@@ -76,6 +76,7 @@ static void rtboard_child_init(apr_pool_t *pchild, server_rec *s)
 {
     rtb_bus_child_init(pchild, s);
     rtb_write_child_init(pchild);
+    rtb_http_child_init(pchild);
     rtb_engine_child_init(pchild, s);
 }
 

@@ -11,6 +11,8 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "apr_strings.h"
+#include "apr_hash.h"
+#include "apr_thread_mutex.h"
 
 APLOG_USE_MODULE(rtboard);
 
@@ -204,4 +206,66 @@ int rtb_send_too_many_streams(request_rec *r)
                                        "user may; close one",
                                        cfg->user_streams),
                           NULL);
+}
+
+#define HTTP_LIST_TTL apr_time_from_sec(5) /* how long a listing reuses Apache's answer */
+#define HTTP_LIST_MAX 50000                /* answers kept per child before starting over */
+
+/* This child's recent answers for listings: "user\0ip\0board" -> expiry | allowed. */
+static struct {
+    apr_thread_mutex_t *lock;
+    apr_pool_t *pool;
+    apr_hash_t *seen;
+} http_list;
+
+void rtb_http_child_init(apr_pool_t *pchild)
+{
+    apr_thread_mutex_create(&http_list.lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+    apr_pool_create(&http_list.pool, pchild);
+    http_list.seen = apr_hash_make(http_list.pool);
+}
+
+typedef struct {
+    apr_time_t until;
+    int allowed;
+} http_answer_t;
+
+int rtb_board_listable(request_rec *r, const char *board)
+{
+    const char *user = r->user ? r->user : "";
+    const char *ip = r->useragent_ip ? r->useragent_ip : "";
+    apr_size_t ul = strlen(user), il = strlen(ip), bl = strlen(board);
+    char *key = apr_palloc(r->pool, ul + il + bl + 3);
+    apr_time_t now = apr_time_now();
+    http_answer_t *a;
+    int allowed;
+    memcpy(key, user, ul + 1);
+    memcpy(key + ul + 1, ip, il + 1);
+    memcpy(key + ul + il + 2, board, bl + 1);
+    if (http_list.lock) {
+        apr_thread_mutex_lock(http_list.lock);
+        a = apr_hash_get(http_list.seen, key, (apr_ssize_t)(ul + il + bl + 2));
+        allowed = a && a->until > now ? a->allowed : -1;
+        apr_thread_mutex_unlock(http_list.lock);
+        if (allowed >= 0)
+            return allowed ? OK : HTTP_FORBIDDEN;
+    }
+    allowed = rtb_board_allowed(r, board, "GET", NULL) == OK;
+    if (http_list.lock) {
+        apr_thread_mutex_lock(http_list.lock);
+        if (apr_hash_count(http_list.seen) >= HTTP_LIST_MAX) {
+            apr_pool_clear(http_list.pool);
+            http_list.seen = apr_hash_make(http_list.pool);
+        }
+        a = apr_hash_get(http_list.seen, key, (apr_ssize_t)(ul + il + bl + 2));
+        if (!a) {
+            a = apr_palloc(http_list.pool, sizeof(*a));
+            apr_hash_set(http_list.seen, apr_pmemdup(http_list.pool, key, ul + il + bl + 2),
+                         (apr_ssize_t)(ul + il + bl + 2), a);
+        }
+        a->until = now + HTTP_LIST_TTL;
+        a->allowed = allowed;
+        apr_thread_mutex_unlock(http_list.lock);
+    }
+    return allowed ? OK : HTTP_FORBIDDEN;
 }

@@ -13,6 +13,9 @@
 #include "httpd.h"
 #include <jansson.h>
 
+/* The per-child cache of rtb_board_listable (child_init). */
+void rtb_http_child_init(apr_pool_t *pchild);
+
 /* Current time as ISO-8601 UTC with milliseconds, in pool `p`. */
 const char *rtb_now_iso(apr_pool_t *p);
 
@@ -58,6 +61,14 @@ long long rtb_query_id(request_rec *r, const char *name);
  * GET). Returns OK, or the status the subrequest got (401, 403, ...).
  */
 int rtb_board_allowed(request_rec *r, const char *board, const char *method, const char *uri);
+
+/*
+ * rtb_board_allowed for listings (GET /boards): the answer Apache gave for
+ * the same user, client address and board within the last few seconds is
+ * reused, so a long listing does not run a subrequest per board each time.
+ * Not for deciding access to a board itself: that is always Apache's.
+ */
+int rtb_board_listable(request_rec *r, const char *board);
 
 /*
  * Answers a refused board check (`rc` from rtb_board_allowed) as the API

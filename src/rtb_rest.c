@@ -147,28 +147,79 @@ static int rest_board_body_extra(rtb_rest_ctx_t *x)
     return OK;
 }
 
+#define REST_LIST_DEFAULT 100 /* boards in one GET /boards answer */
+#define REST_LIST_MAX 1000    /* the most ?limit= may ask */
+#define REST_LIST_SCAN 5      /* rows read per board answered, at most */
+
+/*
+ * The cursor of a listing: "<createdAt>~<id>" of the last board looked at.
+ * Returns 0 and the parts, or -1 when malformed.
+ */
+static int rest_list_cursor(apr_pool_t *p, const char *c, const char **at, const char **id)
+{
+    const char *t = c ? strchr(c, '~') : NULL;
+    if (!t || t == c || t - c > 40 || !rtb_board_id_valid(t + 1, strlen(t + 1)))
+        return -1;
+    *at = apr_pstrmemdup(p, c, (apr_size_t)(t - c));
+    *id = t + 1;
+    return 0;
+}
+
+/*
+ * GET /boards[?limit=N&after=C]: the boards the caller may read, in creation
+ * order, a page at a time ("next" is the cursor of the next page, or null).
+ * At most REST_LIST_SCAN rows are read per board asked for, so a caller who
+ * may read few of many boards gets short pages quickly, and follows "next".
+ */
 static int rest_boards_list(rtb_rest_ctx_t *x)
 {
-    apr_array_header_t *rows;
+    request_rec *r = x->r;
+    long long limit = rtb_query_id(r, "limit");
+    const char *after = rtb_query_arg(r, "after");
+    const char *at = "", *id = "", *next = NULL;
     json_t *arr = json_array();
-    int i;
-    if (rtb_db_acquire(&x->db, x->r) < 0) {
+    int scanned = 0, budget;
+    if (limit == -2 || limit == 0 || limit > REST_LIST_MAX) {
         json_decref(arr);
-        return rtb_send_error(x->r, HTTP_SERVICE_UNAVAILABLE, "database_unavailable",
-                              "the database is not available", NULL);
+        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_limit", "limit must be 1..1000",
+                              "limit");
     }
-    rows = rtb_db_select(&x->db, RTB_SQL_BOARDS_ALL, 0, NULL, NULL);
-    if (!rows) {
+    if (limit < 0)
+        limit = REST_LIST_DEFAULT;
+    if (after && rest_list_cursor(r->pool, after, &at, &id) < 0) {
         json_decref(arr);
-        return rtb_send_error(x->r, HTTP_INTERNAL_SERVER_ERROR, "database_error",
-                              "could not read boards", NULL);
+        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_cursor",
+                              "after must be a cursor given as \"next\"", "after");
     }
-    for (i = 0; i < rows->nelts; i++) {
-        const char **row = APR_ARRAY_IDX(rows, i, const char **);
-        if (rtb_board_allowed(x->r, row[RTB_BC_ID], "GET", NULL) == OK)
-            json_array_append_new(arr, rtb_res_board_json(row));
+    if (rtb_db_acquire(&x->db, r) < 0) {
+        json_decref(arr);
+        return rtb_send_db_unavailable(r);
     }
-    return rtb_send_json(x->r, HTTP_OK, rtb_json_data(arr));
+    budget = (int)limit * REST_LIST_SCAN;
+    while ((long long)json_array_size(arr) < limit && scanned < budget) {
+        int want = (int)limit - (int)json_array_size(arr), i;
+        const char *args[4] = {at, at, id, apr_itoa(r->pool, want)};
+        apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_BOARDS_PAGE, 4, args, NULL);
+        if (!rows) {
+            json_decref(arr);
+            return rtb_send_db_error(r);
+        }
+        for (i = 0; i < rows->nelts; i++) {
+            const char **row = APR_ARRAY_IDX(rows, i, const char **);
+            at = row[RTB_BC_CREATED];
+            id = row[RTB_BC_ID];
+            scanned++;
+            if (rtb_board_listable(r, id) == OK)
+                json_array_append_new(arr, rtb_res_board_json(row));
+        }
+        if (rows->nelts < want) {
+            at = NULL; /* the end */
+            break;
+        }
+    }
+    if (at)
+        next = apr_pstrcat(r->pool, at, "~", id, NULL);
+    return rtb_send_json(r, HTTP_OK, json_pack("{s:o,s:s?}", "data", arr, "next", next));
 }
 
 /* A strong ETag for a board state: its sequence, and its creation time so a

@@ -12,6 +12,7 @@
 
 #define RTB_SQL_BOARD_GET "rtb_board_get"
 #define RTB_SQL_BOARDS_ALL "rtb_boards_all"
+#define RTB_SQL_BOARDS_PAGE "rtb_boards_page"
 #define RTB_SQL_BOARD_INS "rtb_board_ins"
 #define RTB_SQL_BOARD_SEQ "rtb_board_seq"
 #define RTB_SQL_BOARD_RENAME "rtb_board_rename"
@@ -58,7 +59,7 @@ enum {
     RTB_TC__N
 };
 
-/* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_ALL rows. */
+/* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_ALL / RTB_SQL_BOARDS_PAGE rows. */
 enum { RTB_BC_ID, RTB_BC_NAME, RTB_BC_CREATED, RTB_BC_SEQ, RTB_BC__N };
 
 /* One database session of a request or a worker: the handle and a pool. */

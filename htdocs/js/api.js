@@ -200,7 +200,7 @@ export async function request(method, path, opts = {}) {
 const B = (b) => `/boards/${enc(b)}`;
 
 export const api = {
-  listBoards: () => request('GET', '/boards'),
+  listBoards: (after) => request('GET', after ? `/boards?after=${enc(after)}` : '/boards'),
   createBoard: (board, key) => request('POST', '/boards', { body: board, idempotencyKey: key }),
   getBoard: (b, opts = {}) => request('GET', B(b), opts),
   renameBoard: (b, name) => request('PATCH', B(b), { body: { name } }),

@@ -68,9 +68,16 @@ export class HomePage {
 
   async load() {
     try {
-      const r = await api.listBoards();
-      if (!this.alive) return;
-      const boards = Array.isArray(r.data) ? r.data : [];
+      // the list comes a page at a time; follow "next" for up to ten pages
+      const boards = [];
+      let after = null;
+      for (let page = 0; page < 10; page++) {
+        const r = await api.listBoards(after);
+        if (!this.alive) return;
+        if (Array.isArray(r.data)) boards.push(...r.data);
+        after = r.next;
+        if (!after) break;
+      }
       this.listEl.removeAttribute('aria-busy');
       if (!boards.length) {
         this.listEl.replaceChildren(h('li', { class: 'empty' }, 'No boards yet. Create the first one.'));

@@ -723,6 +723,21 @@ export async function run() {
       await fallbackScenario({ alicePage: pageA, bobContext: ctxB, listId: lists[1], mode, tag, pages, needs: listsOk });
     }
 
+    // ---- a board bob may not read: a 403, "No access" and a way back, not a sign-in ----
+
+    await check('bob opening alice\'s private board is told he has no access, with a way back', async () => {
+      const p = await openBoard(ctxB, { board: 'private', who: 'bob-private' });
+      pages.push(p);
+      await p.getByRole('heading', { name: 'No access' }).waitFor({ timeout: T.ui });
+      const back = p.getByRole('link', { name: /all boards/i });
+      assert(await back.count() >= 1, 'no link back to the boards');
+      assert(await p.getByText('Sign in to RT Board').count() === 0, 'the page asks bob to sign in again');
+      await screenshot(p, 'bob-no-access');
+      await back.first().click();
+      await p.getByRole('heading', { name: 'Boards' }).waitFor({ timeout: T.ui });
+      await p.close();
+    });
+
     // ---- server restart (only when a restart command is given) ----
 
     if (config.restartCmd) {

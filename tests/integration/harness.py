@@ -402,6 +402,19 @@ class Client:
             r.request.method, r.request.url, r.status_code, r.text[:500])
         return r.json() if r.content else None
 
+    def boards(self):
+        """Every board GET /boards lists for this user, following "next" across pages."""
+        out, after = [], None
+        while True:
+            params = {"limit": 1000}
+            if after:
+                params["after"] = after
+            d = self.ok(self.get("/boards", params=params))
+            out += d["data"]
+            after = d.get("next")
+            if not after:
+                return out
+
     def create_board(self, board_id=None, name=None, lists=None):
         body = {"name": name or ("Board %s" % (board_id or "x"))}
         if board_id is not None:
@@ -495,7 +508,7 @@ class Unchanged:
         self.boards = boards
 
     def _state(self):
-        listing = self.c.ok(self.c.get("/boards"))["data"]
+        listing = self.c.boards()
         state = {"boards": sorted((b["id"], b["name"], b["lastEventId"]) for b in listing)}
         for b in self.boards:
             r = self.c.get("/boards/%s" % b)

@@ -43,10 +43,10 @@ def last_events(client, board, n):
 
 
 def test_board_listing_hides_private_board_from_others(alice, bob, carol):
-    a = {b["id"] for b in alice.ok(alice.get("/boards"))["data"]}
+    a = {b["id"] for b in alice.boards()}
     assert {"demo", "private"} <= a
     for c in (bob, carol):
-        data = c.ok(c.get("/boards"))["data"]
+        data = c.boards()
         ids = {b["id"] for b in data}
         assert "demo" in ids and "private" not in ids, ids
         for b in data:
@@ -72,7 +72,7 @@ def test_board_create_with_id_and_default_lists(alice, bob):
     assert snap["data"]["tasks"] == []
     assert snap["lastEventId"] == d["lastEventId"] == snap["data"]["board"]["lastEventId"]
     # another user sees it (no Require on it)
-    assert bid in {b["id"] for b in bob.ok(bob.get("/boards"))["data"]}
+    assert bid in {b["id"] for b in bob.boards()}
 
 
 @pytest.mark.parametrize("name", ["Sprint 42: Q&A!", "\u65e5\u672c\u8a9e \u2603", "!!!",
@@ -161,7 +161,7 @@ def test_board_delete(alice, board):
         assert_error(alice.patch("/boards/" + bid, {"name": "zombie"}), 404)
         assert_error(alice.post("/boards/%s/tasks" % bid,
                                 {"listId": board[1][0], "title": "x"}), 404)
-    assert bid not in {b["id"] for b in alice.ok(alice.get("/boards"))["data"]}
+    assert bid not in {b["id"] for b in alice.boards()}
 
 
 # ---------------------------------------------------------------------------
@@ -888,3 +888,34 @@ def test_head_of_a_snapshot(alice):
     h = alice.head("/boards/demo")
     assert h.status_code == 200 and not h.content
     assert h.headers["ETag"] == g.headers["ETag"]
+
+
+def test_board_list_comes_in_pages_that_follow_next(alice, bob):
+    """GET /boards?limit=N&after=C: every board the caller may read, once, in
+    creation order, across pages; boards one may not read are never listed."""
+    mine = [alice.create_board(unique("pg"))["id"] for _ in range(5)]
+
+    def walk(client, limit):
+        seen, after = [], None
+        for _ in range(10000):
+            params = {"limit": limit}
+            if after:
+                params["after"] = after
+            d = client.ok(client.get("/boards", params=params))
+            assert len(d["data"]) <= limit, d
+            seen += [b["id"] for b in d["data"]]
+            after = d["next"]
+            if after is None:
+                return seen
+        raise AssertionError("the pages never ended")
+
+    every = walk(alice, 1000)
+    assert len(every) == len(set(every)) and set(mine) <= set(every)
+    assert walk(alice, 2) == every  # the same boards, in the same order, two at a time
+    assert every.index(mine[0]) < every.index(mine[4])
+    assert "private" in every and "private" not in walk(bob, 3)
+    for q in ("limit=0", "limit=1001", "limit=x", "after=nonsense", "after=~demo"):
+        assert_error(alice.get("/boards?" + q), 400)
+    # without a limit, a page of the default size
+    d = alice.ok(alice.get("/boards"))
+    assert len(d["data"]) == min(100, len(every)) and "next" in d
