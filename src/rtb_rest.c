@@ -198,8 +198,8 @@ static int rest_boards_list(rtb_rest_ctx_t *x)
     budget = (int)limit * REST_LIST_SCAN;
     while ((long long)json_array_size(arr) < limit && scanned < budget) {
         int want = (int)limit - (int)json_array_size(arr), i;
-        const char *args[4] = {at, at, id, apr_itoa(r->pool, want)};
-        apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_BOARDS_PAGE, 4, args, NULL);
+        const char *args[3] = {at, id, apr_itoa(r->pool, want)};
+        apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_BOARDS_PAGE, 3, args, NULL);
         if (!rows) {
             json_decref(arr);
             return rtb_send_db_error(r);

@@ -42,8 +42,8 @@ static const store_stmt_t store_stmts[] = {
     {RTB_SQL_BOARD_GET, "SELECT id, name, created_at, seq FROM boards WHERE id = %s"},
     {RTB_SQL_BOARDS_ALL, "SELECT id, name, created_at, seq FROM boards ORDER BY created_at, id"},
     /* the boards after a (created_at, id) cursor, in listing order */
-    {RTB_SQL_BOARDS_PAGE, "SELECT id, name, created_at, seq FROM boards WHERE created_at > %s OR "
-                          "(created_at = %s AND id > %s) ORDER BY created_at, id LIMIT %d"},
+    {RTB_SQL_BOARDS_PAGE, "SELECT id, name, created_at, seq FROM boards WHERE (created_at, id) > "
+                          "(%s, %s) ORDER BY created_at, id LIMIT %d"},
     {RTB_SQL_BOARD_INS, "INSERT INTO boards (id, name, created_at, seq) VALUES (%s, %s, %s, 0)"},
     {RTB_SQL_BOARD_SEQ, "UPDATE boards SET seq = seq + 1 WHERE id = %s RETURNING seq"},
     {RTB_SQL_BOARD_RENAME, "UPDATE boards SET name = %s WHERE id = %s"},
