@@ -40,6 +40,11 @@ typedef struct {
     rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
     rtb_presence_t presence[RTB_PRESENCE_MAX];
     rtb_ticket_t tickets[RTB_TICKETS_MAX];
+    /* the counters of children whose slot was reclaimed (bus lock) */
+    struct {
+        apr_uint64_t delivered, dropped;
+        rtb_slot_counters_t counters;
+    } retired;
 } bus_hdr_t;
 
 /* What survives a graceful restart: kept with ap_retained_data_*. */
@@ -140,10 +145,29 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
+/* Adds a slot's counters to the sums of a set of counters. */
+static void bus_add_counters(rtb_slot_counters_t *to, const rtb_slot_counters_t *from)
+{
+    int b;
+    to->batches += from->batches;
+    to->db_errors += from->db_errors;
+    to->commit_us += from->commit_us;
+    for (b = 0; b <= RTB_COMMIT_BUCKETS; b++)
+        to->commit_buckets[b] += from->commit_buckets[b];
+}
+
+/* Keeps the counters of an exited child's slot in the retired totals. */
+static void bus_retire(const rtb_child_slot_t *sl)
+{
+    bus_hdr->retired.delivered += sl->delivered;
+    bus_hdr->retired.dropped += sl->dropped;
+    bus_add_counters(&bus_hdr->retired.counters, &sl->counters);
+}
+
 void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
-    int i, gen = 0;
+    int i, gen = 0, locked;
     apr_uint32_t me = (apr_uint32_t)getpid();
 
     if (!bus_ret || !bus_ret->shm)
@@ -153,18 +177,54 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0016: mutex child init failed");
     apr_thread_mutex_create(&bus_local_write, APR_THREAD_MUTEX_DEFAULT, pchild);
     ap_mpm_query(AP_MPMQ_GENERATION, &gen);
-    /* claim a status slot: a free one, or one whose process is gone */
+    /* claim a status slot: a free one, or one whose process is gone (its
+     * counters retired first, under the bus lock, as rtb_bus_totals reads) */
+    locked = rtb_bus_lock() == APR_SUCCESS;
     for (i = 0; i < RTB_MAX_CHILD_SLOTS && !bus_my_slot; i++) {
         rtb_child_slot_t *sl = &bus_hdr->slots[i];
         apr_uint32_t pid = sl->pid;
         if (pid == 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
             if (apr_atomic_cas32(&sl->pid, me, pid) == pid) {
+                if (pid)
+                    bus_retire(sl);
                 memset((char *)sl + sizeof(sl->pid), 0, sizeof(*sl) - sizeof(sl->pid));
                 sl->generation = (apr_uint32_t)gen;
                 bus_my_slot = sl;
             }
         }
     }
+    if (locked)
+        rtb_bus_unlock();
+}
+
+int rtb_bus_totals(rtb_bus_totals_t *t)
+{
+    int i, k;
+    memset(t, 0, sizeof(*t));
+    if (!bus_hdr || !bus_ring || rtb_bus_lock() != APR_SUCCESS)
+        return -1;
+    t->published = bus_hdr->published;
+    t->delivered = bus_hdr->retired.delivered;
+    t->dropped = bus_hdr->retired.dropped;
+    t->counters = bus_hdr->retired.counters;
+    for (i = 0; i < RTB_MAX_CHILD_SLOTS; i++) {
+        const rtb_child_slot_t *sl = &bus_hdr->slots[i];
+        if (!sl->pid)
+            continue;
+        t->delivered += sl->delivered;
+        t->dropped += sl->dropped;
+        bus_add_counters(&t->counters, &sl->counters);
+        if (kill((pid_t)sl->pid, 0) < 0 && errno == ESRCH)
+            continue;
+        t->children++;
+        for (k = 0; k < RTB_TRANSPORTS; k++)
+            t->conns[k] += sl->conns[k];
+    }
+    for (i = 0; i < RTB_PRESENCE_MAX; i++)
+        t->presence_leases += bus_hdr->presence[i].pid != 0;
+    rtb_ring_stats(bus_ring, &t->ring);
+    rtb_bus_unlock();
+    return 0;
 }
 
 rtb_presence_t *rtb_bus_presence(void)
