@@ -28,7 +28,7 @@ APLOG_USE_MODULE(rtboard);
 
 typedef struct {
     apr_uint32_t magic;
-    apr_uint32_t pad;
+    apr_uint32_t layout; /* sizeof(bus_hdr_t) of the build that made it (0 before it was kept) */
     /*
      * The writers' lock: process-shared and robust (a writer killed while
      * holding it does not wedge the others), but not priority-inheriting
@@ -109,6 +109,7 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
         memset(base, 0, bus_ring_offset());
         bus_hdr = base;
         bus_hdr->magic = BUS_MAGIC;
+        bus_hdr->layout = (apr_uint32_t)sizeof(bus_hdr_t);
         if (!rtb_ring_format((char *)base + bus_ring_offset(), ring_size, cfg->ring_bytes,
                              (uint32_t)cfg->ring_slots)) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0013: could not format the ring");
@@ -136,6 +137,16 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
     }
     base = apr_shm_baseaddr_get(bus_ret->shm);
     bus_hdr = base;
+    if (bus_hdr->magic == BUS_MAGIC && bus_hdr->layout != sizeof(bus_hdr_t)) {
+        /* a graceful restart loaded a build whose segment differs from the
+         * kept one: reading it would be reading the wrong bytes */
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RTB0070: the kept shared segment was made by another build of "
+                     "mod_rtboard (layout %u, this build %u); a new build needs a full stop "
+                     "and start, not a graceful restart",
+                     (unsigned)bus_hdr->layout, (unsigned)sizeof(bus_hdr_t));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     bus_ring = rtb_ring_attach((char *)base + bus_ring_offset(),
                                apr_shm_size_get(bus_ret->shm) - bus_ring_offset());
     if (!bus_ring || bus_hdr->magic != BUS_MAGIC) {
