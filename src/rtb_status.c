@@ -71,6 +71,9 @@ static json_t *status_json(void)
     /* counters kept across exited children (rtb_bus_totals), as in /rtboard-metrics */
     if (j && rtb_bus_totals(&bt) == 0) {
         json_t *d = json_object_get(j, "data");
+        /* exited children's deliveries and cuts too, so these never go backwards */
+        json_object_set_new(d, "delivered", json_integer((json_int_t)bt.delivered));
+        json_object_set_new(d, "dropped", json_integer((json_int_t)bt.dropped));
         json_object_set_new(d, "writeBatches", json_integer((json_int_t)bt.counters.batches));
         json_object_set_new(d, "databaseErrors", json_integer((json_int_t)bt.counters.db_errors));
         json_object_set_new(d, "presenceLeases", json_integer(bt.presence_leases));
