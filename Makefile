@@ -1,7 +1,7 @@
 # mod_rtboard: build with apxs, run a private httpd, test.
 #   make run    install missing packages, build, start on SQLite, print the URL
 #   make stop   stop it
-#   make test   every test: unit (ASan+UBSan), fuzz smoke, integration, browser
+#   make test   every test: unit (ASan+UBSan), fuzz smoke, integration, system, browser
 APXS     ?= apxs
 CC       ?= cc
 PORT     ?= 8080
@@ -16,8 +16,8 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 UNIT_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined \
                -fno-omit-frame-pointer -fno-sanitize-recover=all -Isrc
 
-.PHONY: all build deps test-deps run stop restart install unit fuzz fuzz-smoke integration \
-        browser test clean format lint
+.PHONY: all build deps test-deps run stop restart install uninstall unit fuzz fuzz-smoke \
+        integration system-test browser test clean format lint
 
 all: build
 
@@ -54,9 +54,44 @@ stop:
 
 restart: stop run
 
+# Every path of the installed Apache comes from apxs (Debian: modules in
+# /usr/lib/apache2/modules, configuration in /etc/apache2; Fedora/RHEL:
+# /usr/lib64/httpd/modules, /etc/httpd/conf). Debian's mods-available files
+# (conf/rtboard.load, conf/rtboard.conf) are installed only where that
+# directory exists; an rtboard.conf edited since is kept (the shipped one goes
+# beside it as rtboard.conf.new). tests/system/install.sh runs this path.
+LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
+SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
+MODS_AVAILABLE = $(SYSCONFDIR)/mods-available
+
 install: build
 	$(APXS) -i -n rtboard $(MODULE)
-	install -m 644 conf/rtboard.load conf/rtboard.conf /etc/apache2/mods-available/
+	@if [ -d "$(MODS_AVAILABLE)" ]; then \
+	    sed 's|/usr/lib/apache2/modules|$(LIBEXECDIR)|' conf/rtboard.load >"$(MODS_AVAILABLE)/rtboard.load.tmp" \
+	        && chmod 644 "$(MODS_AVAILABLE)/rtboard.load.tmp" \
+	        && mv -f "$(MODS_AVAILABLE)/rtboard.load.tmp" "$(MODS_AVAILABLE)/rtboard.load" || exit 1; \
+	    if [ -f "$(MODS_AVAILABLE)/rtboard.conf" ] && ! cmp -s conf/rtboard.conf "$(MODS_AVAILABLE)/rtboard.conf"; then \
+	        install -m 644 conf/rtboard.conf "$(MODS_AVAILABLE)/rtboard.conf.new" || exit 1; \
+	        echo "kept your $(MODS_AVAILABLE)/rtboard.conf; the shipped one is rtboard.conf.new"; \
+	    else install -m 644 conf/rtboard.conf "$(MODS_AVAILABLE)/rtboard.conf" || exit 1; fi; \
+	    echo "installed $(LIBEXECDIR)/mod_rtboard.so and $(MODS_AVAILABLE)/rtboard.{load,conf}; next: a2enmod dbd rtboard"; \
+	else \
+	    echo "installed $(LIBEXECDIR)/mod_rtboard.so; load it with mod_dbd in your configuration:"; \
+	    echo "  LoadModule rtboard_module $(LIBEXECDIR)/mod_rtboard.so   (see conf/rtboard.conf)"; \
+	fi
+
+# Removes what install added; refuses while Debian's a2enmod has it enabled
+# (Apache would not start again with the module gone). An rtboard.conf that
+# differs from the shipped one is kept.
+uninstall:
+	@if [ -e "$(SYSCONFDIR)/mods-enabled/rtboard.load" ]; then \
+	    echo "rtboard is enabled: a2dismod rtboard first" >&2; exit 1; fi
+	rm -f "$(LIBEXECDIR)/mod_rtboard.so"
+	@if [ -d "$(MODS_AVAILABLE)" ]; then \
+	    rm -f "$(MODS_AVAILABLE)/rtboard.load" "$(MODS_AVAILABLE)/rtboard.conf.new"; \
+	    if cmp -s conf/rtboard.conf "$(MODS_AVAILABLE)/rtboard.conf"; then rm -f "$(MODS_AVAILABLE)/rtboard.conf"; \
+	    elif [ -f "$(MODS_AVAILABLE)/rtboard.conf" ]; then echo "kept your edited $(MODS_AVAILABLE)/rtboard.conf"; fi; \
+	fi
 
 build/unit/%: tests/unit/%.c $(SRC) $(HDR)
 	@mkdir -p build/unit
@@ -109,6 +144,11 @@ integration: build
 browser: build
 	/usr/bin/python3 tests/browser/run.py
 
+# The real install path on the system's Apache (root, Debian; says SKIPPED
+# otherwise): make install, a2enmod, apache2ctl, every transport, then all undone.
+system-test:
+	tests/system/install.sh
+
 # The tree follows .clang-format, and cppcheck finds nothing. Its suppressions
 # (.cppcheck-suppressions): variableScope, as variables are declared at the top
 # of a block the way Apache's own modules do; missingIncludeSystem, as system
@@ -123,7 +163,7 @@ lint:
 	    --error-exitcode=1 src/
 	@echo "lint: clang-format and cppcheck clean ($(words $(LINT_FILES)) files)"
 
-test: test-deps lint build unit fuzz-smoke integration browser
+test: test-deps lint build unit fuzz-smoke integration system-test browser
 	@echo "ALL TESTS PASSED"
 
 format:

@@ -3,7 +3,7 @@
 #   scripts/deps.sh run|test
 set -eu
 run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 curl make gcc"
-test_pkgs="libcmocka-dev clang clang-format cppcheck libclang-rt-14-dev python3-pytest python3-websockets python3-requests chromium wrk openssl valgrind"
+test_pkgs="libcmocka-dev clang clang-format cppcheck libclang-rt-14-dev python3-pytest python3-websockets python3-requests python3-prometheus-client chromium wrk openssl valgrind"
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;
 test) pkgs="$run_pkgs $test_pkgs" ;;

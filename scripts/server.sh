@@ -14,6 +14,7 @@ PORT=${PORT:-8080}
 CHILDREN=${CHILDREN:-2}
 THREADS=${THREADS:-200}
 MODULE=${MODULE:-$here/src/.libs/mod_rtboard.so}
+LIBEXECDIR=${LIBEXECDIR:-$(${APXS:-apxs} -q LIBEXECDIR)} # Apache's own modules
 pidfile="$VAR/httpd.pid"
 
 running() {
@@ -29,7 +30,7 @@ Group www-data"
         user_line=""
     fi
     sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@ROOT@|$here|g" \
-        -e "s|@MODULE@|$MODULE|g" -e "s|@CHILDREN@|$CHILDREN|g" \
+        -e "s|@MODULE@|$MODULE|g" -e "s|@LIBEXECDIR@|$LIBEXECDIR|g" -e "s|@CHILDREN@|$CHILDREN|g" \
         -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" -e "s|@MINSPARE@|$THREADS|g" \
         -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" \
         -e "s|@HISTORY@|${HISTORY:-10000}|g" -e "s|@HEARTBEAT@|${HEARTBEAT:-15}|g" \

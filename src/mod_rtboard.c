@@ -8,7 +8,7 @@
  *   HTTP helpers    rtb_http          history          rtb_replay
  *   REST            rtb_rest, rtb_body, rtb_resource, rtb_write
  *   bus (shm)       rtb_bus           engine           rtb_engine, rtb_conn,
- *   status          rtb_status                         rtb_blocking
+ *   status          rtb_status, rtb_metrics            rtb_blocking
  *   SSE             rtb_eventsource   long polling     rtb_longpoll
  *   WebSocket       rtb_ws_upgrade, rtb_ws, rtb_ws_join, rtb_ws_conn,
  *                   rtb_presence, rtb_ticket
@@ -22,6 +22,7 @@
 #include "rtb_eventsource.h"
 #include "rtb_http.h"
 #include "rtb_longpoll.h"
+#include "rtb_metrics.h"
 #include "rtb_rest.h"
 #include "rtb_router.h"
 #include "rtb_status.h"
@@ -126,6 +127,8 @@ static int rtboard_handler(request_rec *r)
         return DECLINED;
     if (!strcmp(r->handler, "rtboard-status"))
         return rtb_status_handler(r);
+    if (!strcmp(r->handler, "rtboard-metrics"))
+        return rtb_metrics_handler(r);
     if (strcmp(r->handler, "rtboard") != 0)
         return DECLINED;
     cfg = rtb_cfg(r->server);

@@ -28,7 +28,7 @@ APLOG_USE_MODULE(rtboard);
 
 typedef struct {
     apr_uint32_t magic;
-    apr_uint32_t layout; /* sizeof(bus_hdr_t): a segment of another build is refused */
+    apr_uint32_t layout; /* sizeof(bus_hdr_t) of the build that made it (0 before it was kept) */
     /*
      * The writers' lock: process-shared and robust (a writer killed while
      * holding it does not wedge the others), but not priority-inheriting
@@ -42,6 +42,11 @@ typedef struct {
     rtb_presence_t presence[RTB_PRESENCE_MAX];
     rtb_ticket_t tickets[RTB_TICKETS_MAX];
     rtb_user_limit_t limits[RTB_LIMIT_USERS];
+    /* the counters of children whose slot was reclaimed (bus lock) */
+    struct {
+        apr_uint64_t delivered, dropped;
+        rtb_slot_counters_t counters;
+    } retired;
 } bus_hdr_t;
 
 /* What survives a graceful restart: kept with ap_retained_data_*. */
@@ -135,25 +140,48 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
     }
     base = apr_shm_baseaddr_get(bus_ret->shm);
     bus_hdr = base;
+    if (bus_hdr->magic == BUS_MAGIC && bus_hdr->layout != sizeof(bus_hdr_t)) {
+        /* a graceful restart loaded a build whose segment differs from the
+         * kept one: reading it would be reading the wrong bytes */
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RTB0070: the kept shared segment was made by another build of "
+                     "mod_rtboard (layout %u, this build %u); a new build needs a full stop "
+                     "and start, not a graceful restart",
+                     (unsigned)bus_hdr->layout, (unsigned)sizeof(bus_hdr_t));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     bus_ring = rtb_ring_attach((char *)base + bus_ring_offset(),
                                apr_shm_size_get(bus_ret->shm) - bus_ring_offset());
     if (!bus_ring || bus_hdr->magic != BUS_MAGIC) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0015: shared segment is not valid");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (bus_hdr->layout != sizeof(bus_hdr_t)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "RTB0060: the shared segment was laid out by another build of the "
-                     "module; stop and start the server (a graceful restart keeps it)");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
     return OK;
+}
+
+/* Adds a slot's counters to the sums of a set of counters. */
+static void bus_add_counters(rtb_slot_counters_t *to, const rtb_slot_counters_t *from)
+{
+    int b;
+    to->batches += from->batches;
+    to->db_errors += from->db_errors;
+    to->commit_us += from->commit_us;
+    for (b = 0; b <= RTB_COMMIT_BUCKETS; b++)
+        to->commit_buckets[b] += from->commit_buckets[b];
+}
+
+/* Keeps the counters of an exited child's slot in the retired totals. */
+static void bus_retire(const rtb_child_slot_t *sl)
+{
+    bus_hdr->retired.delivered += sl->delivered;
+    bus_hdr->retired.dropped += sl->dropped;
+    bus_add_counters(&bus_hdr->retired.counters, &sl->counters);
 }
 
 void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
-    int i, gen = 0;
+    int i, gen = 0, locked;
     apr_uint32_t me = (apr_uint32_t)getpid();
 
     if (!bus_ret || !bus_ret->shm)
@@ -163,18 +191,54 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0016: mutex child init failed");
     apr_thread_mutex_create(&bus_local_write, APR_THREAD_MUTEX_DEFAULT, pchild);
     ap_mpm_query(AP_MPMQ_GENERATION, &gen);
-    /* claim a status slot: a free one, or one whose process is gone */
+    /* claim a status slot: a free one, or one whose process is gone (its
+     * counters retired first, under the bus lock, as rtb_bus_totals reads) */
+    locked = rtb_bus_lock() == APR_SUCCESS;
     for (i = 0; i < RTB_MAX_CHILD_SLOTS && !bus_my_slot; i++) {
         rtb_child_slot_t *sl = &bus_hdr->slots[i];
         apr_uint32_t pid = sl->pid;
         if (pid == 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
             if (apr_atomic_cas32(&sl->pid, me, pid) == pid) {
+                if (pid)
+                    bus_retire(sl);
                 memset((char *)sl + sizeof(sl->pid), 0, sizeof(*sl) - sizeof(sl->pid));
                 sl->generation = (apr_uint32_t)gen;
                 bus_my_slot = sl;
             }
         }
     }
+    if (locked)
+        rtb_bus_unlock();
+}
+
+int rtb_bus_totals(rtb_bus_totals_t *t)
+{
+    int i, k;
+    memset(t, 0, sizeof(*t));
+    if (!bus_hdr || !bus_ring || rtb_bus_lock() != APR_SUCCESS)
+        return -1;
+    t->published = bus_hdr->published;
+    t->delivered = bus_hdr->retired.delivered;
+    t->dropped = bus_hdr->retired.dropped;
+    t->counters = bus_hdr->retired.counters;
+    for (i = 0; i < RTB_MAX_CHILD_SLOTS; i++) {
+        const rtb_child_slot_t *sl = &bus_hdr->slots[i];
+        if (!sl->pid)
+            continue;
+        t->delivered += sl->delivered;
+        t->dropped += sl->dropped;
+        bus_add_counters(&t->counters, &sl->counters);
+        if (kill((pid_t)sl->pid, 0) < 0 && errno == ESRCH)
+            continue;
+        t->children++;
+        for (k = 0; k < RTB_TRANSPORTS; k++)
+            t->conns[k] += sl->conns[k];
+    }
+    for (i = 0; i < RTB_PRESENCE_MAX; i++)
+        t->presence_leases += bus_hdr->presence[i].pid != 0;
+    rtb_ring_stats(bus_ring, &t->ring);
+    rtb_bus_unlock();
+    return 0;
 }
 
 rtb_presence_t *rtb_bus_presence(void)

@@ -23,6 +23,24 @@ typedef struct {
     apr_uint32_t conns;
 } rtb_slot_board_t;
 
+/*
+ * Buckets of the commit-latency histogram: upper bounds in microseconds
+ * (rtb_metrics.c names them), and one more bucket for the rest (+Inf).
+ */
+#define RTB_COMMIT_BUCKETS 12
+
+/*
+ * Counters of one child that only grow (added atomically by its threads).
+ * When a dead child's slot is reclaimed they are added to the server's
+ * retired totals first, so sums over the server never go backwards.
+ */
+typedef struct {
+    apr_uint64_t batches;                                /* write transactions run */
+    apr_uint64_t db_errors;                              /* database operations that failed */
+    apr_uint64_t commit_us;                              /* sum of commit latencies (us) */
+    apr_uint64_t commit_buckets[RTB_COMMIT_BUCKETS + 1]; /* commits per bucket (not cumulative) */
+} rtb_slot_counters_t;
+
 /* One child process's counters; written by that child only, read by all. */
 typedef struct {
     volatile apr_uint32_t pid; /* 0 = free */
@@ -32,6 +50,7 @@ typedef struct {
     volatile apr_uint64_t dropped;   /* slow or lapped clients cut */
     volatile apr_uint32_t threads;
     rtb_slot_board_t boards[RTB_SLOT_BOARDS];
+    rtb_slot_counters_t counters;
 } rtb_child_slot_t;
 
 #define RTB_PRESENCE_MAX 8192
@@ -136,5 +155,27 @@ apr_uint32_t rtb_bus_wake_value(void);
 rtb_child_slot_t *rtb_bus_my_slot(void);
 rtb_child_slot_t *rtb_bus_slots(void);
 apr_uint64_t rtb_bus_published(void);
+
+/* The server's sums, as rtb_bus_totals finds them. */
+typedef struct {
+    apr_uint32_t children;              /* live children holding a slot */
+    apr_uint32_t conns[RTB_TRANSPORTS]; /* connections of live children */
+    apr_uint64_t published;             /* events appended to the ring */
+    apr_uint64_t delivered;             /* every child's, exited ones included */
+    apr_uint64_t dropped;               /* likewise */
+    rtb_slot_counters_t counters;       /* likewise */
+    apr_uint32_t presence_leases;       /* presence table entries in use */
+    rtb_ring_stats_t ring;
+} rtb_bus_totals_t;
+
+/*
+ * Sums the children's slots under the bus lock. Gauges (connections) count
+ * live children only; counters add the retired totals (children whose slot
+ * was reclaimed) and every slot still held, its process alive or not, so
+ * they never go backwards within the segment's lifetime (a full stop and
+ * start begins at zero). Returns 0, or -1 (all zero) without a segment or
+ * the lock.
+ */
+int rtb_bus_totals(rtb_bus_totals_t *t);
 
 #endif

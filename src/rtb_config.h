@@ -10,7 +10,7 @@
 
 extern module AP_MODULE_DECLARE_DATA rtboard_module;
 
-/* Next free log tag: RTB0070. Every ap_log_* call site carries its own tag. */
+/* Next free log tag: RTB0071. Every ap_log_* call site carries its own tag. */
 
 typedef struct {
     const char *base;            /* RTBoardBase: where the API is mounted ("/") */

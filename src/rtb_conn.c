@@ -45,7 +45,7 @@ void rtb_conn_count_delivered(apr_uint64_t n)
 {
     rtb_child_slot_t *sl = rtb_bus_my_slot();
     if (sl)
-        sl->delivered += n;
+        apr_atomic_add64(&sl->delivered, n);
 }
 
 rtb_conn_t *rtb_conn_create(request_rec *r, const rtb_transport_t *vt, apr_uint64_t start_gseq)
@@ -87,7 +87,7 @@ void rtb_conn_write(rtb_conn_t *cn, const char *buf, apr_size_t len)
     if (cn->olen + len > cfg->out_cap && !cn->closing) {
         rtb_child_slot_t *sl = rtb_bus_my_slot();
         if (sl)
-            sl->dropped++;
+            apr_atomic_inc64(&sl->dropped);
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cn->c,
                       "RTB0040: client too slow (%" APR_SIZE_T_FMT " bytes queued); cut, it "
                       "resumes by event id",

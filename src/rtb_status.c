@@ -22,6 +22,8 @@ static json_t *status_json(void)
     apr_uint32_t tot[RTB_TRANSPORTS] = {0};
     apr_uint64_t delivered = 0, dropped = 0;
     rtb_ring_stats_t st;
+    rtb_bus_totals_t bt;
+    json_t *j;
     int i, t, b;
 
     memset(&st, 0, sizeof(st));
@@ -59,13 +61,24 @@ static json_t *status_json(void)
         rtb_ring_stats(rtb_bus_ring(), &st);
         rtb_bus_unlock();
     }
-    return json_pack("{s:{s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:i,s:I,s:I,s:I}}}", "data",
-                     "connections", totals, "boards", boards, "children", children, "published",
-                     (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered, "dropped",
-                     (json_int_t)dropped, "ring", "records", (json_int_t)st.records, "bytesUsed",
-                     (json_int_t)st.bytes_used, "bytesCapacity", (json_int_t)st.bytes_capacity,
-                     "slots", (int)st.index_slots, "oldest", (json_int_t)st.oldest, "next",
-                     (json_int_t)st.next, "evicted", (json_int_t)st.evicted);
+    j = json_pack("{s:{s:o,s:o,s:o,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:i,s:I,s:I,s:I}}}", "data",
+                  "connections", totals, "boards", boards, "children", children, "published",
+                  (json_int_t)rtb_bus_published(), "delivered", (json_int_t)delivered, "dropped",
+                  (json_int_t)dropped, "ring", "records", (json_int_t)st.records, "bytesUsed",
+                  (json_int_t)st.bytes_used, "bytesCapacity", (json_int_t)st.bytes_capacity,
+                  "slots", (int)st.index_slots, "oldest", (json_int_t)st.oldest, "next",
+                  (json_int_t)st.next, "evicted", (json_int_t)st.evicted);
+    /* counters kept across exited children (rtb_bus_totals), as in /rtboard-metrics */
+    if (j && rtb_bus_totals(&bt) == 0) {
+        json_t *d = json_object_get(j, "data");
+        /* exited children's deliveries and cuts too, so these never go backwards */
+        json_object_set_new(d, "delivered", json_integer((json_int_t)bt.delivered));
+        json_object_set_new(d, "dropped", json_integer((json_int_t)bt.dropped));
+        json_object_set_new(d, "writeBatches", json_integer((json_int_t)bt.counters.batches));
+        json_object_set_new(d, "databaseErrors", json_integer((json_int_t)bt.counters.db_errors));
+        json_object_set_new(d, "presenceLeases", json_integer(bt.presence_leases));
+    }
+    return j;
 }
 
 int rtb_status_handler(request_rec *r)

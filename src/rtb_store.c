@@ -5,6 +5,7 @@
  */
 #include "rtb_config.h"
 #include "rtb_store.h"
+#include "rtb_metrics.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -110,6 +111,7 @@ int rtb_db_acquire(rtb_db_t *db, request_rec *r)
     db->pool = r->pool;
     db->dbd = store_dbd_acquire ? store_dbd_acquire(r) : NULL;
     if (!db->dbd) {
+        rtb_metrics_count_db_error();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "RTB0001: no database connection (is mod_dbd configured?)");
         return -1;
@@ -176,6 +178,7 @@ static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
         rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle,
                              store_sql(db->dbd->pool, store_stmts[i].sql), label, &st);
         if (rv || !st) {
+            rtb_metrics_count_db_error();
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0002: cannot prepare %s: %s", label,
                           apr_dbd_error(db->dbd->driver, db->dbd->handle, rv));
             return NULL;
@@ -191,6 +194,7 @@ static void store_fail(rtb_db_t *db, const char *label, int rv)
 {
     db->failed = 1;
     db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+    rtb_metrics_count_db_error();
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0003: statement %s failed (%d): %s", label,
                   rv, db->errmsg ? db->errmsg : "?");
 }
@@ -264,6 +268,7 @@ int rtb_db_read_begin(rtb_db_t *db)
     rv = apr_dbd_query(db->dbd->driver, db->dbd->handle, &n, sql);
     if (rv) {
         db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        rtb_metrics_count_db_error();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0008: read transaction failed: %s",
                       db->errmsg ? db->errmsg : "?");
         return -1;
@@ -284,6 +289,7 @@ int rtb_db_open(rtb_db_t *db, request_rec *r)
     db->pool = r->pool;
     db->dbd = store_dbd_open ? store_dbd_open(r->pool, r->server) : NULL;
     if (!db->dbd) {
+        rtb_metrics_count_db_error();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "RTB0009: no database connection");
         return -1;
     }
@@ -303,6 +309,7 @@ int rtb_db_query(rtb_db_t *db, const char *sql)
     if (rv) {
         db->failed = 1;
         db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        rtb_metrics_count_db_error();
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, db->r, "RTB0023: %s failed: %s", sql,
                       db->errmsg ? db->errmsg : "?");
         return -1;

@@ -4,6 +4,7 @@
 #include "rtb_write.h"
 #include "rtb_bus.h"
 #include "rtb_http.h"
+#include "rtb_metrics.h"
 
 #include "http_protocol.h"
 #include "apr_strings.h"
@@ -241,12 +242,14 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
     request_rec *r = leader->r;
     write_item_t *it;
     int i, ok;
+    apr_time_t began;
 
     if (rtb_bus_write_lock(r->server) != APR_SUCCESS) {
         for (it = batch; it; it = it->next)
             it->outcome = WRITE_BUSY;
         return;
     }
+    began = apr_time_now();
     if (rtb_db_write_begin(&leader->db) < 0) {
         rtb_bus_write_unlock(r->server);
         for (it = batch; it; it = it->next)
@@ -256,6 +259,7 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
     for (it = batch; it; it = it->next)
         write_batch_one(&leader->db, it);
     ok = rtb_db_query(&leader->db, "COMMIT") == 0;
+    rtb_metrics_count_batch(ok ? apr_time_now() - began : -1);
     if (!ok)
         rtb_db_query(&leader->db, "ROLLBACK");
     for (it = batch; it; it = it->next) {
