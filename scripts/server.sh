@@ -69,7 +69,16 @@ conf) genconf ;;
 start)
     if running; then echo "already running (pid $(cat "$pidfile"))"; exit 0; fi
     genconf
-    /usr/sbin/apache2 -f "$VAR/httpd.conf" -k start
+    if [ -n "${ASAN_LIB:-}" ]; then
+        # a module built with AddressSanitizer (make asan): the runtime must be
+        # loaded first; reports go to ASAN_REPORTS, not to the terminal
+        LD_PRELOAD="$ASAN_LIB" \
+            ASAN_OPTIONS="detect_leaks=0:use_sigaltstack=0:log_path=${ASAN_REPORTS:-$VAR}/asan" \
+            UBSAN_OPTIONS="print_stacktrace=1:log_path=${ASAN_REPORTS:-$VAR}/ubsan" \
+            /usr/sbin/apache2 -f "$VAR/httpd.conf" -k start
+    else
+        /usr/sbin/apache2 -f "$VAR/httpd.conf" -k start
+    fi
     wait_up
     ;;
 stop)
