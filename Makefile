@@ -6,6 +6,7 @@ APXS     ?= apxs
 CC       ?= cc
 PORT     ?= 8080
 VAR      ?= $(CURDIR)/var
+PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 SRC      := $(wildcard src/*.c)
 HDR      := $(wildcard src/*.h)
 MODULE   := src/.libs/mod_rtboard.so
@@ -25,7 +26,7 @@ build: $(MODULE)
 
 $(MODULE): $(SRC) $(HDR)
 	$(APXS) -c -n rtboard -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Wno-unused-parameter \
-	    -Wc,-Wno-missing-field-initializers -Wc,-Wno-sign-compare -Wc,-Werror -Isrc -ljansson \
+	    -Wc,-Wno-missing-field-initializers -Wc,-Wno-sign-compare -Wc,-Werror -Isrc -I$(PGINC) -ljansson -lpq \
 	    -o mod_rtboard.la src/mod_rtboard.c $(filter-out src/mod_rtboard.c,$(SRC)) >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
 	@# a new inode (cp + mv), never an in-place rewrite: running servers map the old file

@@ -4,7 +4,10 @@
 # Environment: VAR (state directory, default ./var), PORT (8080), CHILDREN (2),
 # THREADS (25), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
 # RINGSIZE (16M), RINGSLOTS (16384), MODULE (built module path), MIGRATE (1; 0
-# leaves the database as it is, even when it is missing or broken).
+# leaves the database as it is, even when it is missing or broken), DBDRIVER
+# (sqlite3; pgsql for PostgreSQL), DBDPARAMS (pgsql: the libpq conninfo of the
+# store), BUSPARAMS (pgsql: conninfo of the LISTEN connection; DBDPARAMS when
+# unset, "none" for no bus).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${VAR:-$here/var}
@@ -17,6 +20,22 @@ pidfile="$VAR/httpd.pid"
 
 running() {
     [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+DBDRIVER=${DBDRIVER:-sqlite3}
+
+# The mod_dbd lines of the store (and the bus of several nodes).
+dbd_lines() {
+    if [ "$DBDRIVER" = pgsql ]; then
+        echo "DBDriver pgsql"
+        echo "DBDParams \"$DBDPARAMS\""
+        [ "${BUSPARAMS:-}" = none ] || echo "RTBoardBus \"${BUSPARAMS:-$DBDPARAMS}\""
+    else
+        echo "DBDriver sqlite3"
+        echo "DBDParams \"$VAR/db/rtboard.db\""
+        echo "DBDInitSQL \"PRAGMA foreign_keys = ON\""
+        echo "DBDInitSQL \"PRAGMA synchronous = NORMAL\""
+    fi
 }
 
 genconf() {
@@ -33,13 +52,18 @@ Group www-data"
         -e "s|@HISTORY@|${HISTORY:-10000}|g" -e "s|@HEARTBEAT@|${HEARTBEAT:-15}|g" \
         -e "s|@WSPING@|${WSPING:-30}|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
-        "$here/conf/httpd-dev.conf.in" | awk -v u="$user_line" '{ if ($0 == "@USER@") print u; else print }' \
+        "$here/conf/httpd-dev.conf.in" |
+        awk -v u="$user_line" -v d="$(dbd_lines)" '{ if ($0 == "@USER@") print u; else if ($0 == "@DBD@") print d; else print }' \
         > "$VAR/httpd.conf"
     if [ ! -f "$VAR/htpasswd" ]; then
         : > "$VAR/htpasswd"
         for u in alice bob carol; do htpasswd -b -s "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
-    [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
+    if [ "$DBDRIVER" = pgsql ]; then
+        [ "${MIGRATE:-1}" = 0 ] || DBDRIVER=pgsql "$here/scripts/migrate.sh" "$DBDPARAMS"
+    else
+        [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
+    fi
     if [ "$(id -u)" = 0 ]; then
         chown -R www-data:www-data "$VAR/db"
         # the children must reach the state directory and the client files

@@ -21,6 +21,7 @@
 #include "rtb_engine.h"
 #include "rtb_eventsource.h"
 #include "rtb_http.h"
+#include "rtb_listen.h"
 #include "rtb_longpoll.h"
 #include "rtb_rest.h"
 #include "rtb_router.h"
@@ -77,6 +78,7 @@ static void rtboard_child_init(apr_pool_t *pchild, server_rec *s)
     rtb_bus_child_init(pchild, s);
     rtb_write_child_init(pchild);
     rtb_engine_child_init(pchild, s);
+    rtb_listen_child_init(pchild, s);
 }
 
 /* Routes an API request; every refusal is a JSON error. */

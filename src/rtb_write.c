@@ -4,6 +4,7 @@
 #include "rtb_write.h"
 #include "rtb_bus.h"
 #include "rtb_http.h"
+#include "rtb_listen.h"
 
 #include "http_protocol.h"
 #include "apr_strings.h"
@@ -44,6 +45,22 @@ int rtb_answer_send(rtb_rest_ctx_t *x, const rtb_answer_t *a)
 /* events                                                               */
 
 /*
+ * PostgreSQL: tells every node's LISTEN connection about the event, in the
+ * event's own transaction (delivered at commit, in commit order, dropped
+ * with a savepoint that is rolled back). The payload carries the id, so two
+ * events never fold into one; an event too large for NOTIFY goes by id and
+ * is read from the table.
+ */
+static int write_notify(rtb_rest_ctx_t *x, const char *board, apr_uint64_t id, const char *json)
+{
+    const char *args[1];
+    args[0] = strlen(json) + strlen(board) + 24 <= RTB_LISTEN_MAX_PAYLOAD
+                  ? apr_psprintf(x->r->pool, "%" APR_UINT64_T_FMT " %s %s", id, board, json)
+                  : apr_psprintf(x->r->pool, "%" APR_UINT64_T_FMT " %s", id, board);
+    return rtb_db_select(&x->db, RTB_SQL_EVENT_NOTIFY, 1, args, NULL) ? 0 : -1;
+}
+
+/*
  * Records one event of the current transaction: bumps the board's sequence,
  * inserts the event row, trims history. Returns the event id, 0 on failure.
  * `data` is stolen.
@@ -74,6 +91,8 @@ apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *ty
             board, rtb_lltoa(p, (long long)id), type, at, x->user, apr_pstrdup(p, s)};
         free(s);
         if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
+            return 0;
+        if (rtb_db_is_pgsql(&x->db) && write_notify(x, board, id, args[5]) < 0)
             return 0;
         pe = apr_array_push(x->events);
         pe->board = board;
@@ -267,7 +286,11 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
         }
         for (i = 0; i < it->x->events->nelts; i++) {
             rtb_write_event_t *e = &APR_ARRAY_IDX(it->x->events, i, rtb_write_event_t);
-            rtb_bus_publish(r->server, e->board, e->id, RTB_KIND_EVENT, e->json, strlen(e->json));
+            if (it->x->cfg->bus) /* several nodes: unless another path brought it first */
+                rtb_bus_publish_event(r->server, e->board, e->id, e->json, strlen(e->json), 0);
+            else
+                rtb_bus_publish(r->server, e->board, e->id, RTB_KIND_EVENT, e->json,
+                                strlen(e->json));
         }
     }
     rtb_bus_write_unlock(r->server);
