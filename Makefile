@@ -1,6 +1,8 @@
 # mod_rtboard: build with apxs, run a private httpd, test.
 #   make run    install missing packages, build, start on SQLite, print the URL
 #   make stop   stop it
+#   make cluster        PostgreSQL, two nodes and the front on one machine
+#   make cluster-stop   stop them
 #   make test   every test: unit (ASan+UBSan), fuzz smoke, integration, browser
 APXS     ?= apxs
 CC       ?= cc
@@ -17,7 +19,7 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 UNIT_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined \
                -fno-omit-frame-pointer -fno-sanitize-recover=all -Isrc
 
-.PHONY: all build deps test-deps run stop restart install unit fuzz fuzz-smoke integration \
+.PHONY: all build deps test-deps run stop restart cluster cluster-stop install unit fuzz fuzz-smoke integration \
         browser test clean format lint
 
 all: build
@@ -54,6 +56,14 @@ stop:
 	@VAR=$(VAR) PORT=$(PORT) scripts/server.sh stop
 
 restart: stop run
+
+cluster:
+	@scripts/deps.sh cluster
+	@$(MAKE) --no-print-directory build
+	@VAR=$(VAR) PORT=$(PORT) scripts/cluster.sh start
+
+cluster-stop:
+	@VAR=$(VAR) PORT=$(PORT) scripts/cluster.sh stop
 
 install: build
 	$(APXS) -i -n rtboard $(MODULE)

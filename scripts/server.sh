@@ -7,7 +7,9 @@
 # leaves the database as it is, even when it is missing or broken), DBDRIVER
 # (sqlite3; pgsql for PostgreSQL), DBDPARAMS (pgsql: the libpq conninfo of the
 # store), BUSPARAMS (pgsql: conninfo of the LISTEN connection; DBDPARAMS when
-# unset, "none" for no bus).
+# unset, "none" for no bus), ROLE (node; front: the front Apache of
+# conf/cluster/front.conf.in, spreading requests over NODES, a list of
+# host:port).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${VAR:-$here/var}
@@ -38,7 +40,33 @@ dbd_lines() {
     fi
 }
 
+# The front's balancer members, one line per node and scheme.
+front_members() {
+    i=0
+    for n in $NODES; do
+        i=$((i + 1))
+        echo "    BalancerMember $1://$n route=n$i retry=1 $2 hcmethod=TCP hcinterval=1 hcfails=1 hcpasses=1"
+    done
+}
+
+genfront() {
+    mkdir -p "$VAR/run"
+    sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@CHILDREN@|$CHILDREN|g" \
+        -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" \
+        -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
+        -e "s|@NNODES@|$(echo $NODES | wc -w)|g" "$here/conf/cluster/front.conf.in" |
+        awk -v u="$(user_lines)" -v h="$(front_members http flushpackets=on)" \
+            -v w="$(front_members ws "")" \
+            '{ if ($0 == "@USER@") print u; else if ($0 == "@MEMBERS_HTTP@") print h;
+               else if ($0 == "@MEMBERS_WS@") print w; else print }' > "$VAR/httpd.conf"
+}
+
+user_lines() {
+    if [ "$(id -u)" = 0 ]; then printf 'User www-data\nGroup www-data\n'; fi
+}
+
 genconf() {
+    if [ "${ROLE:-node}" = front ]; then genfront; return; fi
     mkdir -p "$VAR/run" "$VAR/db" "$VAR/conf.d"
     if [ "$(id -u)" = 0 ]; then
         user_line="User www-data
