@@ -20,7 +20,7 @@ UNIT_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefi
                -fno-omit-frame-pointer -fno-sanitize-recover=all -Isrc
 
 .PHONY: all build deps test-deps run stop restart cluster cluster-stop install unit fuzz fuzz-smoke integration \
-        browser test clean format lint
+        integration-pgsql browser test clean format lint
 
 all: build
 
@@ -97,6 +97,13 @@ fuzz: $(FUZZ_BIN)
 integration: build
 	cd tests/integration && /usr/bin/python3 -m pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The REST and stream suites again, every server on PostgreSQL (a private
+# cluster the tests start) with its bus on.
+PGSQL_SUITES := test_rest.py test_events.py test_sse.py test_longpoll.py test_ws.py test_replay.py
+integration-pgsql: build
+	cd tests/integration && RTB_DB=pgsql /usr/bin/python3 -m pytest -x -q -p no:cacheprovider \
+	    $(PGSQL_SUITES) $(PYTEST_ARGS)
+
 browser: build
 	/usr/bin/python3 tests/browser/run.py
 
@@ -114,7 +121,7 @@ lint:
 	    --error-exitcode=1 src/
 	@echo "lint: clang-format and cppcheck clean ($(words $(LINT_FILES)) files)"
 
-test: test-deps lint build unit fuzz-smoke integration browser
+test: test-deps lint build unit fuzz-smoke integration integration-pgsql browser
 	@echo "ALL TESTS PASSED"
 
 format:
