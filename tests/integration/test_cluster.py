@@ -234,14 +234,42 @@ def test_change_through_node1_reaches_node2_on_every_transport(two_nodes):
         if i % 3 == 0:
             a1.ok(a1.patch("/boards/%s/tasks/%d/move" % (bid, t["id"]),
                            {"listId": lists[1], "position": 0}))
+    # an event too large for NOTIFY goes by id and is read from the table
+    big = a1.create_task(bid, lists[2], "big", description="d" * 9000)
     last = a1.last_event_id(bid)
-    assert last == 20
+    assert last == 21
     wait_all(subs, last, 20, "node 2's subscribers")
     close_all(subs)
     for c in subs:
         assert c.ids == list(range(1, last + 1)), (type(c).__name__, c.ids)
     # the same events, read back from either node
     assert [e["id"] for e in n2.client("bob").events_since(bid)] == list(range(1, last + 1))
+    assert big["description"] == "d" * 9000
+
+
+def test_lost_listen_connection_is_healed(servers, pg, two_nodes):
+    """The LISTEN connections cut (as by a network cut) while node 1 writes:
+    node 2 reads what it missed from the table when it reconnects; its
+    streams stay open and get every event once, in order."""
+    n1, n2 = two_nodes
+    a1 = n1.client("alice")
+    b = a1.create_board(unique("ch"))
+    bid, lid = b["id"], b["lists"][0]["id"]
+    subs = [SSEClient(n2, bid), WSClient(n2, bid)]
+    wait_until(lambda: all(c.connects for c in subs), 10, "the streams to open")
+    before = status(n2)["bus"]
+    for i in range(40):
+        if i % 10 == 5:
+            pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'rtboard-bus'", user="postgres", db="postgres")
+        a1.create_task(bid, lid, "h%d" % i)
+    wait_all(subs, 40, 30, "node 2's subscribers")
+    close_all(subs)
+    for c in subs:
+        assert c.ids == list(range(1, 41)), (type(c).__name__, c.ids)
+        assert c.connects == 1
+    after = status(n2)["bus"]
+    assert after["reconnects"] > before["reconnects"], (before, after)
 
 
 def test_writers_on_both_nodes_one_gapless_sequence(two_nodes):
