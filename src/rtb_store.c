@@ -92,8 +92,11 @@ static const store_stmt_t store_stmts[] = {
                        "WHERE user_id = %s AND idem_key = %s"},
     {RTB_SQL_IDEM_INS, "INSERT INTO idempotency (user_id, idem_key, fingerprint, status, "
                        "location, body, created_at) VALUES (%s, %s, %s, %d, %s, %s, %s)"},
-    /* delivered at commit, in commit order, to every node's LISTEN connection */
-    {RTB_SQL_EVENT_NOTIFY, "SELECT pg_notify('rtboard', %s)"},
+    /* the event row and its notification in one round trip; the notification
+     * is delivered at commit, in commit order, to every node's LISTEN connection */
+    {RTB_SQL_EVENT_NOTIFY, "WITH e AS (INSERT INTO events (board_id, id, type, at, actor, body) "
+                           "VALUES (%s, %d, %s, %s, %s, %s) RETURNING id) "
+                           "SELECT pg_notify('rtboard', %s) FROM e"},
 };
 
 /*

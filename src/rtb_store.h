@@ -41,7 +41,7 @@
 #define RTB_SQL_EVENT_PRUNE "rtb_event_prune"
 #define RTB_SQL_IDEM_GET "rtb_idem_get"
 #define RTB_SQL_IDEM_INS "rtb_idem_ins"
-#define RTB_SQL_EVENT_NOTIFY "rtb_event_notify" /* PostgreSQL only */
+#define RTB_SQL_EVENT_NOTIFY "rtb_event_notify" /* PostgreSQL: EVENT_INS + NOTIFY */
 
 /* Column order of RTB_SQL_TASK_GET / RTB_SQL_TASKS_OF rows. */
 enum {

@@ -45,19 +45,27 @@ int rtb_answer_send(rtb_rest_ctx_t *x, const rtb_answer_t *a)
 /* events                                                               */
 
 /*
- * PostgreSQL: tells every node's LISTEN connection about the event, in the
- * event's own transaction (delivered at commit, in commit order, dropped
+ * PostgreSQL: inserts the event row (`row`: the six EVENT_INS arguments) and
+ * tells every node's LISTEN connection about it in the same statement, in
+ * the event's own transaction (delivered at commit, in commit order, dropped
  * with a savepoint that is rolled back). The payload carries the id, so two
  * events never fold into one; an event too large for NOTIFY goes by id and
- * is read from the table.
+ * is read from the table. Returns 0 or -1.
  */
-static int write_notify(rtb_rest_ctx_t *x, const char *board, apr_uint64_t id, const char *json)
+static int write_insert_notify(rtb_rest_ctx_t *x, const char **row)
 {
-    const char *args[1];
-    args[0] = strlen(json) + strlen(board) + 24 <= RTB_LISTEN_MAX_PAYLOAD
-                  ? apr_psprintf(x->r->pool, "%" APR_UINT64_T_FMT " %s %s", id, board, json)
-                  : apr_psprintf(x->r->pool, "%" APR_UINT64_T_FMT " %s", id, board);
-    return rtb_db_select(&x->db, RTB_SQL_EVENT_NOTIFY, 1, args, NULL) ? 0 : -1;
+    const char *args[7];
+    apr_array_header_t *rows;
+    memcpy(args, row, sizeof(*args) * 6);
+    args[6] = strlen(row[5]) + strlen(row[0]) + 24 <= RTB_LISTEN_MAX_PAYLOAD
+                  ? apr_pstrcat(x->r->pool, row[1], " ", row[0], " ", row[5], NULL)
+                  : apr_pstrcat(x->r->pool, row[1], " ", row[0], NULL);
+    rows = rtb_db_select(&x->db, RTB_SQL_EVENT_NOTIFY, 7, args, NULL);
+    if (rows && rows->nelts != 1) {
+        x->db.failed = 1;
+        return -1;
+    }
+    return rows ? 0 : -1;
 }
 
 /*
@@ -90,9 +98,8 @@ apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *ty
         const char *args[6] = {
             board, rtb_lltoa(p, (long long)id), type, at, x->user, apr_pstrdup(p, s)};
         free(s);
-        if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
-            return 0;
-        if (rtb_db_is_pgsql(&x->db) && write_notify(x, board, id, args[5]) < 0)
+        if (rtb_db_is_pgsql(&x->db) ? write_insert_notify(x, args) < 0
+                                    : rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
             return 0;
         pe = apr_array_push(x->events);
         pe->board = board;
