@@ -1,11 +1,14 @@
 # mod_rtboard: build with apxs, run a private httpd, test.
 #   make run    install missing packages, build, start on SQLite, print the URL
 #   make stop   stop it
-#   make test   every test: unit (ASan+UBSan), fuzz smoke, integration, system, browser
+#   make cluster        PostgreSQL, two nodes and the front on one machine
+#   make cluster-stop   stop them
+#   make test   every test: unit (ASan+UBSan), fuzz smoke, integration (SQLite and PostgreSQL), system, browser
 APXS     ?= apxs
 CC       ?= cc
 PORT     ?= 8080
 VAR      ?= $(CURDIR)/var
+PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 SRC      := $(wildcard src/*.c)
 HDR      := $(wildcard src/*.h)
 MODULE   := src/.libs/mod_rtboard.so
@@ -16,8 +19,8 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 UNIT_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined \
                -fno-omit-frame-pointer -fno-sanitize-recover=all -Isrc
 
-.PHONY: all build deps test-deps run stop restart install uninstall unit fuzz fuzz-smoke \
-        integration system-test browser test clean format lint asan
+.PHONY: all build deps test-deps run stop restart cluster cluster-stop install uninstall unit fuzz \
+        fuzz-smoke integration integration-pgsql system-test browser test clean format lint asan
 
 all: build
 
@@ -25,7 +28,7 @@ build: $(MODULE)
 
 $(MODULE): $(SRC) $(HDR)
 	$(APXS) -c -n rtboard -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Wno-unused-parameter \
-	    -Wc,-Wno-missing-field-initializers -Wc,-Wno-sign-compare -Wc,-Werror -Isrc -ljansson \
+	    -Wc,-Wno-missing-field-initializers -Wc,-Wno-sign-compare -Wc,-Werror -Isrc -I$(PGINC) -ljansson -lpq \
 	    -o mod_rtboard.la src/mod_rtboard.c $(filter-out src/mod_rtboard.c,$(SRC)) >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
 	@# a new inode (cp + mv), never an in-place rewrite: running servers map the old file
@@ -53,6 +56,14 @@ stop:
 	@VAR=$(VAR) PORT=$(PORT) scripts/server.sh stop
 
 restart: stop run
+
+cluster:
+	@scripts/deps.sh cluster
+	@$(MAKE) --no-print-directory build
+	@VAR=$(VAR) PORT=$(PORT) scripts/cluster.sh start
+
+cluster-stop:
+	@VAR=$(VAR) PORT=$(PORT) scripts/cluster.sh stop
 
 # Every path of the installed Apache comes from apxs (Debian: modules in
 # /usr/lib/apache2/modules, configuration in /etc/apache2; Fedora/RHEL:
@@ -144,10 +155,10 @@ fuzz: $(FUZZ_BIN)
 #   make asan
 ASAN_FLAGS := -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -std=gnu11 \
               -DLINUX -D_REENTRANT -D_GNU_SOURCE -I$(shell $(APXS) -q INCLUDEDIR 2>/dev/null) \
-              $(shell $(APXS) -q EXTRA_INCLUDES 2>/dev/null) -Isrc
+              $(shell $(APXS) -q EXTRA_INCLUDES 2>/dev/null) -Isrc -I$(PGINC)
 build/asan/mod_rtboard.so: $(SRC) $(HDR)
 	@mkdir -p build/asan
-	$(CC) $(ASAN_FLAGS) $(SRC) -o $@ -ljansson
+	$(CC) $(ASAN_FLAGS) $(SRC) -o $@ -ljansson -lpq
 
 asan: build/asan/mod_rtboard.so
 	@rm -rf build/asan/reports && mkdir -p build/asan/reports && chmod 777 build/asan/reports
@@ -160,6 +171,13 @@ asan: build/asan/mod_rtboard.so
 
 integration: build
 	cd tests/integration && /usr/bin/python3 -m pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The REST and stream suites again, every server on PostgreSQL (a private
+# cluster the tests start) with its bus on.
+PGSQL_SUITES := test_rest.py test_events.py test_sse.py test_longpoll.py test_ws.py test_replay.py
+integration-pgsql: build
+	cd tests/integration && RTB_DB=pgsql /usr/bin/python3 -m pytest -x -q -p no:cacheprovider \
+	    $(PGSQL_SUITES) $(PYTEST_ARGS)
 
 browser: build
 	/usr/bin/python3 tests/browser/run.py
@@ -183,7 +201,7 @@ lint:
 	    --error-exitcode=1 src/
 	@echo "lint: clang-format and cppcheck clean ($(words $(LINT_FILES)) files)"
 
-test: test-deps lint build unit fuzz-smoke integration system-test browser
+test: test-deps lint build unit fuzz-smoke integration integration-pgsql system-test browser
 	@echo "ALL TESTS PASSED"
 
 format:

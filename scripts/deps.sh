@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages a target needs, only those missing.
-#   scripts/deps.sh run|test
+#   scripts/deps.sh run|cluster|test
 set -eu
-run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 curl make gcc"
+run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 libpq-dev curl make gcc"
+cluster_pkgs="postgresql libaprutil1-dbd-pgsql"
 test_pkgs="libcmocka-dev clang clang-format cppcheck libclang-rt-14-dev python3-pytest python3-websockets python3-requests python3-prometheus-client chromium wrk openssl valgrind"
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;
-test) pkgs="$run_pkgs $test_pkgs" ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+cluster) pkgs="$run_pkgs $cluster_pkgs" ;;
+test) pkgs="$run_pkgs $cluster_pkgs $test_pkgs" ;;
+*) echo "usage: $0 run|cluster|test" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -5,7 +5,12 @@
 # THREADS (200), HISTORY (10000), HEARTBEAT (15), WSPING (30), LOGLEVEL (warn),
 # RINGSIZE (16M), RINGSLOTS (16384), USERSTREAMS (100: RTBoardMaxStreamsPerUser),
 # BOARDRATE (60: RTBoardBoardsPerMinute), MODULE (built module path), MIGRATE (1; 0
-# leaves the database as it is, even when it is missing or broken).
+# leaves the database as it is, even when it is missing or broken), DBDRIVER
+# (sqlite3; pgsql for PostgreSQL), DBDPARAMS (pgsql: the libpq conninfo of the
+# store), BUSPARAMS (pgsql: conninfo of the LISTEN connection; DBDPARAMS when
+# unset, "none" for no bus), ROLE (node; front: the front Apache of
+# conf/cluster/front.conf.in, spreading requests over NODES, a list of
+# host:port).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${VAR:-$here/var}
@@ -21,7 +26,49 @@ running() {
     [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+DBDRIVER=${DBDRIVER:-sqlite3}
+
+# The mod_dbd lines of the store (and the bus of several nodes).
+dbd_lines() {
+    if [ "$DBDRIVER" = pgsql ]; then
+        echo "DBDriver pgsql"
+        echo "DBDParams \"$DBDPARAMS\""
+        [ "${BUSPARAMS:-}" = none ] || echo "RTBoardBus \"${BUSPARAMS:-$DBDPARAMS}\""
+    else
+        echo "DBDriver sqlite3"
+        echo "DBDParams \"$VAR/db/rtboard.db\""
+        echo "DBDInitSQL \"PRAGMA foreign_keys = ON\""
+        echo "DBDInitSQL \"PRAGMA synchronous = NORMAL\""
+    fi
+}
+
+# The front's balancer members, one line per node and scheme.
+front_members() {
+    i=0
+    for n in $NODES; do
+        i=$((i + 1))
+        echo "    BalancerMember $1://$n route=n$i retry=1 $2 hcmethod=TCP hcinterval=1 hcfails=1 hcpasses=1"
+    done
+}
+
+genfront() {
+    mkdir -p "$VAR/run"
+    sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@CHILDREN@|$CHILDREN|g" \
+        -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" \
+        -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
+        -e "s|@NNODES@|$(echo $NODES | wc -w)|g" "$here/conf/cluster/front.conf.in" |
+        awk -v u="$(user_lines)" -v h="$(front_members http flushpackets=on)" \
+            -v w="$(front_members ws "")" \
+            '{ if ($0 == "@USER@") print u; else if ($0 == "@MEMBERS_HTTP@") print h;
+               else if ($0 == "@MEMBERS_WS@") print w; else print }' > "$VAR/httpd.conf"
+}
+
+user_lines() {
+    if [ "$(id -u)" = 0 ]; then printf 'User www-data\nGroup www-data\n'; fi
+}
+
 genconf() {
+    if [ "${ROLE:-node}" = front ]; then genfront; return; fi
     mkdir -p "$VAR/run" "$VAR/db" "$VAR/conf.d"
     if [ "$(id -u)" = 0 ]; then
         user_line="User www-data
@@ -37,7 +84,8 @@ Group www-data"
         -e "s|@WSPING@|${WSPING:-30}|g" -e "s|@LOGLEVEL@|${LOGLEVEL:-warn}|g" \
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
         -e "s|@USERSTREAMS@|${USERSTREAMS:-100}|g" -e "s|@BOARDRATE@|${BOARDRATE:-60}|g" \
-        "$here/conf/httpd-dev.conf.in" | awk -v u="$user_line" '{ if ($0 == "@USER@") print u; else print }' \
+        "$here/conf/httpd-dev.conf.in" |
+        awk -v u="$user_line" -v d="$(dbd_lines)" '{ if ($0 == "@USER@") print u; else if ($0 == "@DBD@") print d; else print }' \
         > "$VAR/httpd.conf"
     # demo users, bcrypt hashes (password: the user's name); a file that is
     # there already is kept as it is
@@ -45,7 +93,11 @@ Group www-data"
         : > "$VAR/htpasswd"
         for u in alice bob carol admin; do htpasswd -b -B -C 5 "$VAR/htpasswd" "$u" "$u" 2>/dev/null; done
     fi
-    [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
+    if [ "$DBDRIVER" = pgsql ]; then
+        [ "${MIGRATE:-1}" = 0 ] || DBDRIVER=pgsql "$here/scripts/migrate.sh" "$DBDPARAMS"
+    else
+        [ "${MIGRATE:-1}" = 0 ] || "$here/scripts/migrate.sh" "$VAR/db/rtboard.db"
+    fi
     if [ "$(id -u)" = 0 ]; then
         chown -R www-data:www-data "$VAR/db"
         # the children must reach the state directory and the client files

@@ -21,6 +21,7 @@
 #include "rtb_engine.h"
 #include "rtb_eventsource.h"
 #include "rtb_http.h"
+#include "rtb_listen.h"
 #include "rtb_longpoll.h"
 #include "rtb_metrics.h"
 #include "rtb_rest.h"
@@ -79,6 +80,7 @@ static void rtboard_child_init(apr_pool_t *pchild, server_rec *s)
     rtb_write_child_init(pchild);
     rtb_http_child_init(pchild);
     rtb_engine_child_init(pchild, s);
+    rtb_listen_child_init(pchild, s);
 }
 
 /* Routes an API request; every refusal is a JSON error. */

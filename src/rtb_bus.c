@@ -10,6 +10,7 @@
 #include "ap_mpm.h"
 #include "apr_shm.h"
 #include "apr_atomic.h"
+#include "apr_strings.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -23,8 +24,15 @@
 APLOG_USE_MODULE(rtboard);
 
 #define BUS_RETAINED_KEY "mod_rtboard-bus"
-#define BUS_MAGIC 0x52544232u /* "RTB2" */
+#define BUS_MAGIC 0x52544233u /* "RTB3" */
 #define BUS_RING_MUTEX "rtboard-ring"
+
+/* A board's last event id in this node's ring (several nodes). */
+#define BUS_BOARDS 16384 /* open addressing, linear probing; never removed */
+typedef struct {
+    char board[RTB_RING_BOARD_MAX + 1]; /* "" = free */
+    apr_uint64_t last;
+} bus_board_t;
 
 typedef struct {
     apr_uint32_t magic;
@@ -47,6 +55,8 @@ typedef struct {
         apr_uint64_t delivered, dropped;
         rtb_slot_counters_t counters;
     } retired;
+    rtb_bus_state_t bus;
+    bus_board_t boards[BUS_BOARDS];
 } bus_hdr_t;
 
 /* What survives a graceful restart: kept with ap_retained_data_*. */
@@ -374,6 +384,17 @@ void rtb_bus_wait(apr_uint32_t seen, int timeout_ms)
     syscall(SYS_futex, rtb_ring_wake_word(bus_ring), FUTEX_WAIT, seen, &ts, NULL, 0);
 }
 
+/* After an append (gseq `g`, 0 when refused), lock released: say so, wake every child. */
+static void bus_appended(server_rec *s, apr_uint64_t g, const char *board, apr_uint64_t id)
+{
+    if (!g)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RTB0019: event %s/%" APR_UINT64_T_FMT " too large for the ring; "
+                     "streams of that board will resume from the database",
+                     board, id);
+    bus_futex_wake(rtb_ring_wake_word(bus_ring));
+}
+
 void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind, const char *json,
                      apr_size_t len)
 {
@@ -391,10 +412,92 @@ void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind
     if (g)
         bus_hdr->published++;
     rtb_bus_unlock();
-    if (!g)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "RTB0019: event %s/%" APR_UINT64_T_FMT " too large for the ring; "
-                     "streams of that board will resume from the database",
-                     board, id);
-    bus_futex_wake(rtb_ring_wake_word(bus_ring));
+    bus_appended(s, g, board, id);
+}
+
+/* ------------------------------------------------------------------ */
+/* several nodes: each event once per node, in id order per board        */
+
+rtb_bus_state_t *rtb_bus_state(void)
+{
+    return bus_hdr ? &bus_hdr->bus : NULL;
+}
+
+/* The board's entry (created when `create`), NULL when absent or full. Bus lock held. */
+static bus_board_t *bus_board(const char *board, int create)
+{
+    apr_uint32_t h = 2166136261u, i;
+    const char *c;
+    for (c = board; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    for (i = 0; i < BUS_BOARDS; i++) {
+        bus_board_t *e = &bus_hdr->boards[(h + i) % BUS_BOARDS];
+        if (!e->board[0]) {
+            if (!create)
+                return NULL;
+            apr_cpystrn(e->board, board, sizeof(e->board));
+            e->last = 0;
+            return e;
+        }
+        if (!strcmp(e->board, board))
+            return e;
+    }
+    return NULL;
+}
+
+int rtb_bus_board_last(const char *board, apr_uint64_t *last)
+{
+    bus_board_t *e;
+    int rv = 0;
+    *last = 0;
+    if (!bus_hdr || rtb_bus_lock() != APR_SUCCESS)
+        return -1;
+    e = bus_board(board, 1);
+    if (e)
+        *last = e->last;
+    else
+        rv = -1;
+    rtb_bus_unlock();
+    return rv;
+}
+
+void rtb_bus_board_prime(const char *board, apr_uint64_t last, int done)
+{
+    bus_board_t *e;
+    if (!bus_hdr || rtb_bus_lock() != APR_SUCCESS)
+        return;
+    if (board && (e = bus_board(board, 1)) != NULL && e->last < last)
+        e->last = last;
+    if (done)
+        bus_hdr->bus.primed = 1;
+    rtb_bus_unlock();
+}
+
+int rtb_bus_publish_event(server_rec *s, const char *board, apr_uint64_t id, const char *json,
+                          apr_size_t len, int flags)
+{
+    bus_board_t *e;
+    apr_uint64_t g = 0;
+    int rv = RTB_PUB_APPENDED;
+    if (!bus_ring || rtb_bus_lock() != APR_SUCCESS)
+        return RTB_PUB_GAP;
+    /* before the LISTEN connection primed the table, a board's last id is unknown */
+    e = bus_hdr->bus.primed ? bus_board(board, 1) : NULL;
+    if (!e && !(flags & RTB_PUB_LISTENER)) {
+        rv = RTB_PUB_GAP; /* the LISTEN connection will bring it */
+    } else if (e && id <= e->last) {
+        rv = RTB_PUB_DUPLICATE;
+    } else if (e && id != e->last + 1 && !(flags & RTB_PUB_HEAL)) {
+        rv = RTB_PUB_GAP;
+    } else {
+        g = rtb_ring_append(bus_ring, board, id, RTB_KIND_EVENT, json, (uint32_t)len);
+        if (g)
+            bus_hdr->published++;
+        if (e) /* the board's next incarnation starts at 1 */
+            e->last = strstr(json, "\"type\":\"board_deleted\"") ? 0 : id;
+    }
+    rtb_bus_unlock();
+    if (rv == RTB_PUB_APPENDED)
+        bus_appended(s, g, board, id);
+    return rv;
 }

@@ -151,6 +151,60 @@ void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind
 void rtb_bus_wait(apr_uint32_t seen, int timeout_ms);
 apr_uint32_t rtb_bus_wake_value(void);
 
+/*
+ * Several nodes (RTBoardBus): the state of this node's LISTEN connection,
+ * written by the child that runs it (rtb_listen), read by status pages.
+ */
+typedef struct {
+    volatile apr_uint32_t pid;    /* the child holding the LISTEN connection, 0 = none */
+    volatile apr_uint32_t up;     /* 1 while it is connected and caught up */
+    volatile apr_uint32_t primed; /* every board's last id is known (first connection) */
+    volatile apr_uint32_t pad;
+    volatile apr_uint64_t notifications; /* events heard */
+    volatile apr_uint64_t healed;        /* events read from the table instead */
+    volatile apr_uint64_t reconnects;    /* connections lost and made again */
+    volatile apr_time_t since;           /* when `up` last changed */
+    char error[200];                     /* why it is down (last error) */
+} rtb_bus_state_t;
+
+rtb_bus_state_t *rtb_bus_state(void);
+
+/* What rtb_bus_publish_event did. */
+enum {
+    RTB_PUB_APPENDED = 0, /* the next id of its board: now in the ring */
+    RTB_PUB_DUPLICATE,    /* this node's ring already holds it */
+    RTB_PUB_GAP           /* earlier ids of its board are missing: read them first */
+};
+
+/* Flags of rtb_bus_publish_event. */
+#define RTB_PUB_HEAL 1     /* the ids before it are gone from the event log: jump over */
+#define RTB_PUB_LISTENER 2 /* from the LISTEN connection (the one in-order source) */
+
+/*
+ * Several nodes: appends committed event `id` of `board` to this node's ring
+ * only if it is the board's next id in this ring (a shared table of each
+ * board's last id, checked and updated under the bus lock), so every event
+ * enters the ring once, in id order per board, whether it comes from a local
+ * writer or from the LISTEN connection. A board_deleted event starts the
+ * board's ids again at 1 (a board of the same id may be created later).
+ * Returns RTB_PUB_*.
+ */
+int rtb_bus_publish_event(server_rec *s, const char *board, apr_uint64_t id, const char *json,
+                          apr_size_t len, int flags);
+
+/*
+ * The board's last id in this node's ring, 0 when none. Returns -1 when the
+ * board is not tracked (the table is full).
+ */
+int rtb_bus_board_last(const char *board, apr_uint64_t *last);
+
+/*
+ * Sets the board's last id to `last` (the first connection of a node: ids
+ * committed before it need not enter the ring). Marks the table primed when
+ * `done` is set.
+ */
+void rtb_bus_board_prime(const char *board, apr_uint64_t last, int done);
+
 /* Status slots: this child's own slot (claimed in child_init), and all of them. */
 rtb_child_slot_t *rtb_bus_my_slot(void);
 rtb_child_slot_t *rtb_bus_slots(void);

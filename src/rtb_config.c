@@ -102,6 +102,7 @@ void *rtb_config_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(board_rate, CFG_UNSET);
     c->origins = apr_array_append(p, base->origins, add->origins);
     c->name_var = add->name_var ? add->name_var : base->name_var;
+    c->bus = add->bus ? add->bus : base->bus;
     return c;
 }
 
@@ -163,6 +164,14 @@ static const char *config_origin(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* RTBoardBus: the node hears every node's events on this connection. */
+static const char *config_bus(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void)dummy;
+    rtb_cfg(cmd->server)->bus = strcmp(arg, "none") ? arg : NULL;
+    return NULL;
+}
+
 static const char *config_name_var(cmd_parms *cmd, void *dummy, const char *arg)
 {
     (void)dummy;
@@ -204,6 +213,9 @@ const command_rec rtb_config_cmds[] = {
                     "Origins allowed to open WebSockets besides the server's own"),
     AP_INIT_TAKE1("RTBoardUserNameVar", config_name_var, NULL, RSRC_CONF,
                   "request variable holding the user's display name"),
+    AP_INIT_TAKE1("RTBoardBus", config_bus, NULL, RSRC_CONF,
+                  "libpq conninfo of the LISTEN connection that feeds this node's ring from "
+                  "every node's changes (DBDriver pgsql; default none: one node)"),
     {NULL}};
 
 /* ---- hooks ---- */

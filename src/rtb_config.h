@@ -11,6 +11,7 @@
 extern module AP_MODULE_DECLARE_DATA rtboard_module;
 
 /* Next free log tag: RTB0071. Every ap_log_* call site carries its own tag. */
+/* RTB0200-RTB0229 belong to the store and bus on PostgreSQL (next free: RTB0215). */
 
 typedef struct {
     const char *base;            /* RTBoardBase: where the API is mounted ("/") */
@@ -32,6 +33,7 @@ typedef struct {
     int max_streams;             /* RTBoardMaxStreams per child */
     int user_streams;            /* RTBoardMaxStreamsPerUser, server-wide, 0 = no cap */
     int board_rate;              /* RTBoardBoardsPerMinute per user, 0 = no cap */
+    const char *bus;             /* RTBoardBus: libpq conninfo of the LISTEN connection */
 } rtb_cfg_t;
 
 rtb_cfg_t *rtb_cfg(server_rec *s);

@@ -5,6 +5,7 @@
 #include "rtb_status.h"
 #include "rtb_bus.h"
 #include "rtb_http.h"
+#include "rtb_listen.h"
 
 #include "http_protocol.h"
 #include "mod_status.h"
@@ -88,7 +89,9 @@ int rtb_status_handler(request_rec *r)
         return rtb_send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                               "only GET is allowed here", NULL);
     }
-    return rtb_send_json(r, HTTP_OK, status_json());
+    json_t *j = status_json();
+    json_object_set_new(json_object_get(j, "data"), "bus", rtb_listen_status_json(r->server));
+    return rtb_send_json(r, HTTP_OK, j);
 }
 
 /* A section in mod_status's page. */

@@ -10,6 +10,8 @@
 #include "http_log.h"
 #include "apr_strings.h"
 
+#include <libpq-fe.h>
+
 APLOG_USE_MODULE(rtboard);
 
 /* mod_dbd's optional functions, found once in post_config. */
@@ -94,6 +96,11 @@ static const store_stmt_t store_stmts[] = {
                        "WHERE user_id = %s AND idem_key = %s"},
     {RTB_SQL_IDEM_INS, "INSERT INTO idempotency (user_id, idem_key, fingerprint, status, "
                        "location, body, created_at) VALUES (%s, %s, %s, %d, %s, %s, %s)"},
+    /* the event row and its notification in one round trip; the notification
+     * is delivered at commit, in commit order, to every node's LISTEN connection */
+    {RTB_SQL_EVENT_NOTIFY, "WITH e AS (INSERT INTO events (board_id, id, type, at, actor, body) "
+                           "VALUES (%s, %d, %s, %s, %s, %s) RETURNING id) "
+                           "SELECT pg_notify('rtboard', %s) FROM e"},
 };
 
 /*
@@ -155,16 +162,42 @@ static void store_connection_setup(rtb_db_t *db)
     }
 }
 
+int rtb_db_is_pgsql(const rtb_db_t *db)
+{
+    return db->dbd && strcmp(apr_dbd_name(db->dbd->driver), "pgsql") == 0;
+}
+
+/*
+ * PostgreSQL: the session's backend pid. mod_dbd's check of a pooled
+ * connection resets a broken one in place (PQreset: same handle, same pool,
+ * a new session without our prepared statements), so the prepared set is
+ * keyed by the session too.
+ */
+static int store_session(rtb_db_t *db)
+{
+    PGconn *pg;
+    if (!rtb_db_is_pgsql(db))
+        return 0;
+    pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+    return pg ? PQbackendPID(pg) : 0;
+}
+
 static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
 {
     apr_hash_t *h = NULL;
     apr_dbd_prepared_t *st;
     size_t i;
-    int rv;
+    int rv, session = store_session(db);
 
     apr_pool_userdata_get((void **)&h, STORE_KEY, db->dbd->pool);
+    if (h && apr_hash_get(h, "", 0) != (void *)(apr_uintptr_t)(unsigned)session) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, db->r,
+                      "RTB0200: the database session was reset; preparing statements again");
+        h = NULL;
+    }
     if (!h) {
         h = apr_hash_make(db->dbd->pool);
+        apr_hash_set(h, "", 0, (void *)(apr_uintptr_t)(unsigned)session);
         apr_pool_userdata_set(h, STORE_KEY, NULL, db->dbd->pool);
         store_connection_setup(db);
     }
@@ -206,7 +239,7 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, co
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_array_header_t *rows;
-    int rv, n, i;
+    int rv, n, i, pg = rtb_db_is_pgsql(db);
 
     if (!st) {
         db->failed = 1; /* could not even prepare it: the database is broken */
@@ -217,7 +250,8 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, co
             ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, db->r, "RTB0007: %s arg %d = %s", label, i,
                           args[i] ? args[i] : "NULL");
     }
-    rv = apr_dbd_pselect(db->dbd->driver, db->pool, db->dbd->handle, &res, st, 0, nargs, args);
+    /* pgsql: a random-access result, whose column count is known before the first row */
+    rv = apr_dbd_pselect(db->dbd->driver, db->pool, db->dbd->handle, &res, st, pg, nargs, args);
     if (rv) {
         store_fail(db, label, rv);
         return NULL;
@@ -230,6 +264,11 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, co
         const char **vals = apr_palloc(db->pool, sizeof(char *) * (n ? n : 1));
         for (i = 0; i < n; i++) {
             const char *v = apr_dbd_get_entry(db->dbd->driver, row, i);
+            char *sv = NULL;
+            /* pgsql's entries are "" for SQL NULL: ask its datum reader, which tells */
+            if (pg &&
+                apr_dbd_datum_get(db->dbd->driver, row, i, APR_DBD_TYPE_STRING, &sv) == APR_ENOENT)
+                v = NULL;
             vals[i] = v ? apr_pstrdup(db->pool, v) : NULL;
         }
         APR_ARRAY_PUSH(rows, const char **) = vals;

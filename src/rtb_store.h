@@ -42,6 +42,7 @@
 #define RTB_SQL_EVENT_PRUNE "rtb_event_prune"
 #define RTB_SQL_IDEM_GET "rtb_idem_get"
 #define RTB_SQL_IDEM_INS "rtb_idem_ins"
+#define RTB_SQL_EVENT_NOTIFY "rtb_event_notify" /* PostgreSQL: EVENT_INS + NOTIFY */
 
 /* Column order of RTB_SQL_TASK_GET / RTB_SQL_TASKS_OF rows. */
 enum {
@@ -96,6 +97,9 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
  * with db->failed set and the error logged.
  */
 int rtb_db_query(rtb_db_t *db, const char *sql);
+
+/* 1 when the connection is PostgreSQL's (DBDriver pgsql). */
+int rtb_db_is_pgsql(const rtb_db_t *db);
 
 /* Starts a write transaction (SQLite: BEGIN IMMEDIATE); checked: -1 when busy. */
 int rtb_db_write_begin(rtb_db_t *db);

@@ -5,6 +5,7 @@
 #include "rtb_bus.h"
 #include "rtb_http.h"
 #include "rtb_metrics.h"
+#include "rtb_listen.h"
 
 #include "http_protocol.h"
 #include "apr_strings.h"
@@ -45,6 +46,30 @@ int rtb_answer_send(rtb_rest_ctx_t *x, const rtb_answer_t *a)
 /* events                                                               */
 
 /*
+ * PostgreSQL: inserts the event row (`row`: the six EVENT_INS arguments) and
+ * tells every node's LISTEN connection about it in the same statement, in
+ * the event's own transaction (delivered at commit, in commit order, dropped
+ * with a savepoint that is rolled back). The payload carries the id, so two
+ * events never fold into one; an event too large for NOTIFY goes by id and
+ * is read from the table. Returns 0 or -1.
+ */
+static int write_insert_notify(rtb_rest_ctx_t *x, const char **row)
+{
+    const char *args[7];
+    apr_array_header_t *rows;
+    memcpy(args, row, sizeof(*args) * 6);
+    args[6] = strlen(row[5]) + strlen(row[0]) + 24 <= RTB_LISTEN_MAX_PAYLOAD
+                  ? apr_pstrcat(x->r->pool, row[1], " ", row[0], " ", row[5], NULL)
+                  : apr_pstrcat(x->r->pool, row[1], " ", row[0], NULL);
+    rows = rtb_db_select(&x->db, RTB_SQL_EVENT_NOTIFY, 7, args, NULL);
+    if (rows && rows->nelts != 1) {
+        x->db.failed = 1;
+        return -1;
+    }
+    return rows ? 0 : -1;
+}
+
+/*
  * Records one event of the current transaction: bumps the board's sequence,
  * inserts the event row, trims history. Returns the event id, 0 on failure.
  * `data` is stolen.
@@ -74,7 +99,8 @@ apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *ty
         const char *args[6] = {
             board, rtb_lltoa(p, (long long)id), type, at, x->user, apr_pstrdup(p, s)};
         free(s);
-        if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
+        if (rtb_db_is_pgsql(&x->db) ? write_insert_notify(x, args) < 0
+                                    : rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
             return 0;
         pe = apr_array_push(x->events);
         pe->board = board;
@@ -271,7 +297,11 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
         }
         for (i = 0; i < it->x->events->nelts; i++) {
             rtb_write_event_t *e = &APR_ARRAY_IDX(it->x->events, i, rtb_write_event_t);
-            rtb_bus_publish(r->server, e->board, e->id, RTB_KIND_EVENT, e->json, strlen(e->json));
+            if (it->x->cfg->bus) /* several nodes: unless another path brought it first */
+                rtb_bus_publish_event(r->server, e->board, e->id, e->json, strlen(e->json), 0);
+            else
+                rtb_bus_publish(r->server, e->board, e->id, RTB_KIND_EVENT, e->json,
+                                strlen(e->json));
         }
     }
     rtb_bus_write_unlock(r->server);

@@ -22,6 +22,18 @@ Fixtures (conftest.py)
                   Client objects (requests.Session with Basic auth) on `server`
   board           a fresh board on `server`: (board id, [list ids])
 
+PostgreSQL
+  servers.postgres()  the pool's private PostgreSQL (scripts/pg.sh: initdb under
+                  build/, its own port and socket directory, stopped by pid when
+                  the pool closes); .new_database() gives a fresh database's
+                  conninfo, for servers.start(DBDRIVER="pgsql", DBDPARAMS=...).
+                  With RTB_DB=pgsql in the environment every node the pools
+                  start runs on a database of its own there, bus on
+                  (make integration-pgsql). Postgres() alone: one more cluster.
+  servers.start(ROLE="front", NODES="127.0.0.1:p1 127.0.0.1:p2")
+                  the front Apache of conf/cluster/ over those nodes
+  Server.kill9()  kill -9 of the whole server (its process group)
+
 Helpers
   wait_until(cond, timeout, what)   poll a condition with a deadline
   Server.restart()                  stop + start on the same VAR (the
@@ -139,6 +151,14 @@ class Server:
             self._sh("stop")
         self.running = False
 
+    def kill9(self):
+        """kill -9 of the whole server: the parent and every child (its process group)."""
+        pid = self.master_pid()
+        assert pid, "not running"
+        os.killpg(os.getpgid(pid), 9)
+        wait_until(lambda: not pid_alive(pid) or _zombie(pid), 10, "httpd %d to die" % pid)
+        self.running = False
+
     def restart(self):
         """Stop and start again on the same state directory and port."""
         old = self.master_pid()
@@ -234,6 +254,74 @@ class Server:
         return c
 
 
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+
+PG_SH = os.path.join(ROOT, "scripts", "pg.sh")
+
+
+class Postgres:
+    """A private PostgreSQL cluster (scripts/pg.sh): initdb under build/, its
+    own port on 127.0.0.1 and its own socket directory, started and stopped by
+    pid. Each server gets a fresh database of it (new_database)."""
+
+    def __init__(self):
+        build = os.path.join(ROOT, "build")
+        os.makedirs(build, exist_ok=True)
+        self.var = tempfile.mkdtemp(prefix="pg-", dir=build)
+        self.port = free_port()
+        self.ndb = 0
+
+    def _sh(self, action, timeout=120):
+        env = dict(os.environ, VAR=self.var, PGVAR=os.path.join(self.var, "pg"),
+                   PGPORT=str(self.port), MIGRATE="0", PGFSYNC="off")
+        p = subprocess.run([PG_SH, action], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError("scripts/pg.sh %s failed (%d):\n%s" % (
+                action, p.returncode, p.stdout.decode(errors="replace")))
+        return p.stdout.decode(errors="replace")
+
+    def start(self):
+        self._sh("start")
+        return self
+
+    def stop(self):
+        self._sh("stop")
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.var, "pg", "data", "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def conninfo(self, db="rtboard"):
+        return "host=127.0.0.1 port=%d dbname=%s user=rtboard" % (self.port, db)
+
+    def psql(self, sql, db="rtboard", user="rtboard"):
+        p = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h",
+                            "127.0.0.1", "-p", str(self.port), "-U", user, "-d", db, "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        assert p.returncode == 0, p.stdout.decode(errors="replace")
+        return p.stdout.decode().strip()
+
+    def new_database(self):
+        """A fresh, empty database owned by rtboard (server.sh migrates it); its conninfo."""
+        self.ndb += 1
+        name = "t%d" % self.ndb
+        self.psql("CREATE DATABASE %s OWNER rtboard" % name, db="postgres", user="postgres")
+        return self.conninfo(name)
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            if not os.environ.get("RTB_KEEP_ITEST"):
+                shutil.rmtree(self.var, ignore_errors=True)
+
+
 # a child process that died of a signal, as the parent logs it
 CRASH = re.compile(r"Segmentation fault|exit signal (Aborted|Bus error|Illegal instruction|"
                    r"Floating point exception)")
@@ -258,6 +346,13 @@ class ServerPool:
         self.servers = []
         self.unchecked = set()
         self.moddir = None
+        self.pg = None
+
+    def postgres(self):
+        """The pool's PostgreSQL, started on first use, stopped by close()."""
+        if self.pg is None:
+            self.pg = Postgres().start()
+        return self.pg
 
     def private_module(self):
         """The pool's copy of the module, made on first use."""
@@ -284,6 +379,12 @@ class ServerPool:
         the start."""
         if private_module:
             settings.setdefault("MODULE", self.private_module())
+        # RTB_DB=pgsql in the environment: every node on a database of its own
+        # in the pool's PostgreSQL (make integration-pgsql)
+        if (os.environ.get("RTB_DB") == "pgsql" and "DBDRIVER" not in settings
+                and settings.get("ROLE", "node") == "node"):
+            settings["DBDRIVER"] = "pgsql"
+            settings["DBDPARAMS"] = self.postgres().new_database()
         s = Server(**settings)
         self.servers.append(s)
         if not check_crash:
@@ -318,8 +419,19 @@ class ServerPool:
         if self.moddir:
             shutil.rmtree(self.moddir, ignore_errors=True)
             self.moddir = None
+        if self.pg is not None:
+            self.pg.cleanup()
+            self.pg = None
         assert not errors, errors
         assert not crashed, "a child process crashed:\n" + "\n".join(crashed)
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def pid_alive(pid):
