@@ -7,61 +7,13 @@ without a child accepting connections for a second or two (the parent
 replaces old children that exit late only on its one-second ticks) from one
 that replaces them at once."""
 
-import threading
 import time
 
-import requests
-
 from harness import unique, wait_until
+from test_chaos import Writer
 
 RESTARTS = 3
 MAX_PAUSE = 1.0
-
-
-class Writer(threading.Thread):
-    """Posts tasks one after another over its own keep-alive connection; a
-    request that fails (connection error, timeout, 503) is sent again at once
-    with the same Idempotency-Key. Records the monotonic time of each answer."""
-
-    def __init__(self, server, board, list_id):
-        super().__init__(daemon=True)
-        self.server, self.board, self.list_id = server, board, list_id
-        self.stop = threading.Event()
-        self.answered = []  # (time, title, task id)
-        self.retries = 0
-        self.error = None
-
-    def run(self):
-        s = requests.Session()
-        s.auth = ("alice", "alice")
-        url = self.server.url("/boards/%s/tasks" % self.board)
-        n = 0
-        try:
-            while not self.stop.is_set():
-                title = "w-%d" % n
-                deadline = time.monotonic() + 30
-                while True:
-                    assert time.monotonic() < deadline, "no answer for %s in 30 s" % title
-                    try:
-                        r = s.post(url, json={"listId": self.list_id, "title": title},
-                                   headers={"Idempotency-Key": title}, timeout=10)
-                    except requests.RequestException:
-                        self.retries += 1
-                        continue
-                    if r.status_code == 503:
-                        self.retries += 1
-                        continue
-                    assert r.status_code == 201, (r.status_code, r.text[:300])
-                    self.answered.append((time.monotonic(), title, r.json()["data"]["id"]))
-                    break
-                n += 1
-        except BaseException as e:  # reported by the test
-            self.error = e
-        finally:
-            s.close()
-
-    def count(self):
-        return len(self.answered)
 
 
 def test_writes_pause_briefly_across_graceful_restarts(servers):
@@ -69,7 +21,8 @@ def test_writes_pause_briefly_across_graceful_restarts(servers):
     alice = srv.client("alice")
     b = alice.create_board(unique("gw"))
     board, list_id = b["id"], b["lists"][0]["id"]
-    w = Writer(srv, board, list_id)
+    # no pause between writes; a failed request is sent again at once
+    w = Writer(srv, board, list_id, "w", pause=0, retry_pause=0)
     w.start()
     try:
         wait_until(lambda: w.error or w.count() >= 50, 20, "the writer's first 50 tasks")
