@@ -56,6 +56,7 @@ class Writer(threading.Thread):
         self.acked = {}  # title -> task id
         self.attempted = set()
         self.retries = 0
+        self.busy = 0  # 503 answers
         self.error = None
 
     def run(self):
@@ -79,6 +80,7 @@ class Writer(threading.Thread):
                         continue
                     if r.status_code == 503:
                         self.retries += 1
+                        self.busy += 1
                         continue
                     assert r.status_code == 201, (title, r.status_code, r.text[:300])
                     task_id = r.json()["data"]["id"]
@@ -346,11 +348,13 @@ def test_chaos_every_acknowledged_write_stored_once_and_read_once_in_order(serve
         srv.graceful()
         scene.progress("a graceful restart")
 
+        busy = sum(w.busy for w in writers)
         with locked(srv):
             # writes wait for the lock, give up with 503 and are sent again;
             # holding it 3 s is the fault itself
             time.sleep(3)
         scene.progress("the database's write lock held for 3 s")
+        assert sum(w.busy for w in writers) > busy, "no write was refused while locked"
 
         srv.restart()
         scene.progress("a stop and start")
