@@ -55,8 +55,8 @@ def write_sha1_htpasswd(server):
         server.written = f.read()
 
 
-def test_an_existing_htpasswd_file_is_kept(ws_servers):
-    srv = ws_servers(prepare=write_sha1_htpasswd)
+def test_an_existing_htpasswd_file_is_kept(servers):
+    srv = servers.start(prepare=write_sha1_htpasswd)
     with open(os.path.join(srv.var, "htpasswd")) as f:
         assert f.read() == srv.written
     assert requests.get(srv.url("/boards"), auth=("alice", "alice"), timeout=10).status_code == 200
