@@ -51,4 +51,12 @@ for f in "$here"/sql/sqlite/[0-9][0-9][0-9]_*.sql; do
 done
 # WAL is a property of the file; set once here, not per connection
 sq "$db" "PRAGMA journal_mode = WAL;" >/dev/null
-[ "${RTB_SEED:-1}" = 0 ] || sq -bail "$db" < "$here/sql/sqlite/seed.sql"
+# The seed writes only when a demo board or its lists are missing: this
+# script runs on every graceful restart while the server writes, and each of
+# its write transactions makes a server's write that meets it wait 100 ms
+# (apr_dbd_sqlite3's busy retry). Reading does not block writers in WAL.
+[ "${RTB_SEED:-1}" = 0 ] ||
+    [ "$(sq "$db" "SELECT (SELECT count(*) FROM boards WHERE id IN ('demo', 'private')) = 2
+                   AND (SELECT count(DISTINCT board_id) FROM lists
+                        WHERE board_id IN ('demo', 'private')) = 2;")" = 1 ] ||
+    sq -bail "$db" < "$here/sql/sqlite/seed.sql"

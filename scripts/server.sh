@@ -78,6 +78,7 @@ Group www-data"
     fi
     sed -e "s|@VAR@|$VAR|g" -e "s|@PORT@|$PORT|g" -e "s|@ROOT@|$here|g" \
         -e "s|@MODULE@|$MODULE|g" -e "s|@LIBEXECDIR@|$LIBEXECDIR|g" -e "s|@CHILDREN@|$CHILDREN|g" \
+        -e "s|@SERVERLIMIT@|$((CHILDREN * 2))|g" \
         -e "s|@THREADS@|$THREADS|g" -e "s|@MAXWORKERS@|$((CHILDREN * THREADS))|g" -e "s|@MINSPARE@|$THREADS|g" \
         -e "s|@MAXSPARE@|$((CHILDREN * THREADS + THREADS))|g" \
         -e "s|@HISTORY@|${HISTORY:-10000}|g" -e "s|@HEARTBEAT@|${HEARTBEAT:-15}|g" \

@@ -370,6 +370,12 @@ static void bus_futex_wake(volatile apr_uint32_t *word)
     syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+void rtb_bus_wake_sleepers(void)
+{
+    if (bus_ring)
+        bus_futex_wake(rtb_ring_wake_word(bus_ring));
+}
+
 apr_uint32_t rtb_bus_wake_value(void)
 {
     return *rtb_ring_wake_word(bus_ring);

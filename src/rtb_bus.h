@@ -150,6 +150,13 @@ void rtb_bus_publish(server_rec *s, const char *board, apr_uint64_t id, int kind
 /* Waits until the wake word differs from `seen` or `timeout_ms` pass. */
 void rtb_bus_wait(apr_uint32_t seen, int timeout_ms);
 apr_uint32_t rtb_bus_wake_value(void);
+/*
+ * Wakes every thread sleeping in rtb_bus_wait, in every child, without
+ * moving the wake word: a child that is stopping calls it so its own
+ * sleepers see the stop at once instead of at their timeout (the others
+ * find the word unchanged and sleep again).
+ */
+void rtb_bus_wake_sleepers(void);
 
 /*
  * Several nodes (RTBoardBus): the state of this node's LISTEN connection,
