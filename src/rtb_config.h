@@ -10,7 +10,7 @@
 
 extern module AP_MODULE_DECLARE_DATA rtboard_module;
 
-/* Next free log tag: RTB0070. Every ap_log_* call site carries its own tag. */
+/* Next free log tag: RTB0074. Every ap_log_* call site carries its own tag. */
 
 typedef struct {
     const char *base;            /* RTBoardBase: where the API is mounted ("/") */
@@ -30,6 +30,9 @@ typedef struct {
     int typing_ttl;              /* seconds a typing indicator lives */
     int cursor_rate;             /* cursor messages per second per connection */
     int max_streams;             /* RTBoardMaxStreams per child */
+    int presence_slots;          /* RTBoardPresenceSlots: leases, 0 = streams x children */
+    int presence_page;           /* RTBoardPresencePage: users in a presence page */
+    int presence_window;         /* RTBoardPresenceWindow: ms joins and leaves coalesce */
 } rtb_cfg_t;
 
 rtb_cfg_t *rtb_cfg(server_rec *s);

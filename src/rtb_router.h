@@ -29,6 +29,7 @@ typedef enum {
     RTB_R_ALIAS_TASK,   /* /tasks/:t */
     RTB_R_ALIAS_MOVE,   /* /tasks/:t/move */
     RTB_R_STATUS,       /* /rtboard-status */
+    RTB_R_PRESENCE,     /* /boards/:b/presence */
     RTB_R__COUNT
 } rtb_route_id_t;
 
