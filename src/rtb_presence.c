@@ -45,6 +45,23 @@ static apr_uint64_t presence_window(server_rec *s)
     return (apr_uint64_t)rtb_cfg(s)->presence_window * 1000u;
 }
 
+/*
+ * The window of a board that becomes dirty now (presence lock held): the
+ * configured one, longer for big boards (0.1 ms per user announced, up to
+ * 5 windows), so that the diffs a storm sends, each to every socket of the
+ * board, cost in proportion to the users rather than to their square.
+ */
+static apr_uint64_t presence_window_for(server_rec *s, const rtb_ptable_t *t, const char *board)
+{
+    apr_uint64_t w = presence_window(s), v, big;
+    apr_uint32_t count;
+    rtb_ptable_page(t, board, 0, 0, NULL, &v, &count);
+    big = (apr_uint64_t)count * 100u;
+    if (big > 5 * w)
+        big = 5 * w;
+    return big > w ? big : w;
+}
+
 /* Takes a lease; the table being full is told to the caller and logged once. */
 int rtb_presence_join(rtb_conn_t *cn, const char *board)
 {
@@ -54,7 +71,7 @@ int rtb_presence_join(rtb_conn_t *cn, const char *board)
     if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
         return RTB_PRESENCE_FULL;
     rc = rtb_ptable_join(t, board, cn->user, cn->name, (apr_uint32_t)getpid(), cn->id,
-                         (apr_uint64_t)apr_time_now(), presence_window(s));
+                         (apr_uint64_t)apr_time_now(), presence_window_for(s, t, board));
     rtb_bus_presence_unlock();
     if (rc == RTB_PT_FULL) {
         if (!pres.full_logged) {
@@ -77,7 +94,7 @@ void rtb_presence_leave(rtb_conn_t *cn, const char *board)
     if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
         return;
     rtb_ptable_leave(t, board, (apr_uint32_t)getpid(), cn->id, (apr_uint64_t)apr_time_now(),
-                     presence_window(s), NULL);
+                     presence_window_for(s, t, board), NULL);
     rtb_bus_presence_unlock();
 }
 
