@@ -18,6 +18,8 @@ APLOG_USE_MODULE(rtboard);
 #define PRESENCE_PAGE_MAX 1000 /* the largest page a snapshot or a diff holds */
 #define PRESENCE_CACHE 16      /* first pages kept per child */
 #define PRESENCE_REAP_EVERY apr_time_from_sec(1)
+#define PRESENCE_NO_MEMORY                                                                         \
+    "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"out of memory\"}"
 
 /* A board's first page at one version, as sent to every joiner (per child). */
 typedef struct {
@@ -147,27 +149,29 @@ static char *presence_build(const rtb_ptable_t *t, const char *board, apr_uint32
     return js;
 }
 
-const char *rtb_presence_snapshot(apr_pool_t *p, server_rec *s, const char *board,
-                                  apr_uint32_t offset)
+/* The snapshot's text (malloc'd; NULL when out of memory): the first page from the cache. */
+static char *presence_snapshot_text(server_rec *s, const char *board, apr_uint32_t offset)
 {
     rtb_ptable_t *t = rtb_bus_ptable();
     apr_uint64_t version = 0;
     apr_uint32_t count;
-    const char *out = NULL;
-    char *js;
+    char *out = NULL, *js;
     int i;
-    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
-        return apr_psprintf(p,
-                            "{\"type\":\"presence\",\"boardId\":\"%s\",\"version\":0,\"count\":0,"
-                            "\"offset\":%u,\"users\":[],\"complete\":false}",
-                            board, (unsigned)offset);
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS) {
+        json_t *j = json_pack("{s:s,s:s,s:i,s:i,s:I,s:[],s:b}", "type", "presence", "boardId",
+                              board, "version", 0, "count", 0, "offset", (json_int_t)offset,
+                              "users", "complete", 0);
+        out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        return out;
+    }
     if (offset == 0) {
         rtb_ptable_page(t, board, 0, 0, NULL, &version, &count);
         pthread_mutex_lock(&pres.lock);
         for (i = 0; i < PRESENCE_CACHE && !out; i++) {
             if (pres.cache[i].json && pres.cache[i].version == version &&
                 !strcmp(pres.cache[i].board, board))
-                out = apr_pstrdup(p, pres.cache[i].json);
+                out = strdup(pres.cache[i].json);
         }
         pthread_mutex_unlock(&pres.lock);
         if (out) {
@@ -177,32 +181,49 @@ const char *rtb_presence_snapshot(apr_pool_t *p, server_rec *s, const char *boar
     }
     js = presence_build(t, board, offset, presence_page(s), &version);
     rtb_bus_presence_unlock();
-    if (!js)
-        return "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"out of memory\"}";
-    out = apr_pstrdup(p, js);
-    if (offset == 0) {
-        /* versions only grow: an entry of an older version is never right again */
-        pthread_mutex_lock(&pres.lock);
-        for (i = 0; i < PRESENCE_CACHE; i++) {
-            if (pres.cache[i].json && !strcmp(pres.cache[i].board, board))
-                break;
-        }
-        if (i == PRESENCE_CACHE) {
-            i = pres.next;
-            pres.next = (pres.next + 1) % PRESENCE_CACHE;
-        }
-        if (!pres.cache[i].json || pres.cache[i].version < version ||
-            strcmp(pres.cache[i].board, board)) {
-            free(pres.cache[i].json);
-            apr_cpystrn(pres.cache[i].board, board, sizeof(pres.cache[i].board));
-            pres.cache[i].version = version;
-            pres.cache[i].json = js;
-            js = NULL;
-        }
-        pthread_mutex_unlock(&pres.lock);
+    if (!js || offset != 0)
+        return js;
+    out = strdup(js);
+    /* versions only grow: an entry of an older version is never right again */
+    pthread_mutex_lock(&pres.lock);
+    for (i = 0; i < PRESENCE_CACHE; i++) {
+        if (pres.cache[i].json && !strcmp(pres.cache[i].board, board))
+            break;
     }
+    if (i == PRESENCE_CACHE) {
+        i = pres.next;
+        pres.next = (pres.next + 1) % PRESENCE_CACHE;
+    }
+    if (!pres.cache[i].json || pres.cache[i].version < version ||
+        strcmp(pres.cache[i].board, board)) {
+        free(pres.cache[i].json);
+        apr_cpystrn(pres.cache[i].board, board, sizeof(pres.cache[i].board));
+        pres.cache[i].version = version;
+        pres.cache[i].json = js;
+        js = NULL;
+    }
+    pthread_mutex_unlock(&pres.lock);
     free(js);
     return out;
+}
+
+const char *rtb_presence_snapshot(apr_pool_t *p, server_rec *s, const char *board,
+                                  apr_uint32_t offset)
+{
+    char *js = presence_snapshot_text(s, board, offset);
+    const char *out = js ? apr_pstrdup(p, js) : PRESENCE_NO_MEMORY;
+    free(js);
+    return out;
+}
+
+void rtb_presence_send(rtb_conn_t *cn, const char *board, apr_uint32_t offset)
+{
+    /* straight from the heap to the socket's output: a snapshot of a busy
+     * board is kilobytes, and a copy in a pool would map a block of memory
+     * for every join */
+    char *js = presence_snapshot_text(cn->c->base_server, board, offset);
+    rtb_ws_text(cn, js ? js : PRESENCE_NO_MEMORY);
+    free(js);
 }
 
 /* ------------------------------------------------------------------ */

@@ -50,6 +50,9 @@ void rtb_presence_set_typing(rtb_conn_t *cn, const char *board, apr_int64_t task
 const char *rtb_presence_snapshot(apr_pool_t *p, server_rec *s, const char *board,
                                   apr_uint32_t offset);
 
+/* The same snapshot, written to a WebSocket as a text message (no copy in a pool). */
+void rtb_presence_send(rtb_conn_t *cn, const char *board, apr_uint32_t offset);
+
 /*
  * Each child's loop, often (every pass; cheap when nothing is due): sends
  * the diffs of boards whose window ended, and once a second reaps the

@@ -156,8 +156,7 @@ static void ws_msg_presence(rtb_conn_t *cn, json_t *m, const char *board)
         rtb_ws_error(cn, "invalid_offset", "offset must be a non-negative integer");
         return;
     }
-    rtb_ws_text(cn, rtb_presence_snapshot(cn->scratch, cn->c->base_server, board,
-                                          o ? (apr_uint32_t)json_integer_value(o) : 0));
+    rtb_presence_send(cn, board, o ? (apr_uint32_t)json_integer_value(o) : 0);
 }
 
 /* One whole text message from the client. */

@@ -111,7 +111,7 @@ void rtb_ws_join_finish(rtb_conn_t *cn, rtb_ws_join_t *j)
     /* diffs published before the snapshot is read are in it (a client skips
      * those whose version it has); only what comes after it is passed on */
     sub->ephemeral_from = rtb_bus_ring_position();
-    rtb_ws_text(cn, rtb_presence_snapshot(j->pool, cn->c->base_server, j->board, 0));
+    rtb_presence_send(cn, j->board, 0);
     /* what went by while the store was read */
     rtb_engine_catch_up(cn, j->start);
 }
