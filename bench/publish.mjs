@@ -15,9 +15,9 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const headers = { Authorization: 'Basic ' + Buffer.from(cred).toString('base64') };
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-function call(method, path, body) {
+function call(method, path, body, extra = {}) {
     return new Promise((resolve, reject) => {
-        const h = { ...headers };
+        const h = { ...headers, ...extra };
         if (body) h['Content-Type'] = 'application/json';
         const t0 = nowMs();
         const req = http.request({ host: '127.0.0.1', port: +port, method, path, headers: h, agent },
@@ -43,12 +43,26 @@ for (let i = 1; i <= count; i++) {
     const due = start + (i - 1) * interval;
     const wait = due - nowMs();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const r = pubPath
-        ? await call('POST', pubPath, JSON.stringify({ id: i, type: 'task_created', boardId: board,
+    // a keep-alive connection the server closed under load is retried on a new one;
+    // the Idempotency-Key makes the retry publish no second event
+    const key = { 'Idempotency-Key': `publish-${process.pid}-${i}` };
+    const post = () => (pubPath
+        ? call('POST', pubPath, JSON.stringify({ id: i, type: 'task_created', boardId: board,
             data: { task: { title: `fan-out event ${i}` } } }))
-        : await call('POST', `/boards/${board}/tasks`,
-            JSON.stringify({ listId, title: `fan-out event ${i}` }));
-    sends.push({ i, id: base + i, status: r.status, t0: r.t0, t1: r.t1 });
+        : call('POST', `/boards/${board}/tasks`,
+            JSON.stringify({ listId, title: `fan-out event ${i}` }), key));
+    const t0 = nowMs();
+    let r = null, retried = 0;
+    while (!r) {
+        try {
+            r = await post();
+        } catch (e) {
+            if (e.code !== 'ECONNRESET' || retried >= 10) throw e;
+            retried++;
+            await new Promise((res) => setTimeout(res, 50));
+        }
+    }
+    sends.push({ i, id: base + i, status: r.status, t0: retried ? t0 : r.t0, t1: r.t1, retried });
 }
 const last = pubPath ? count : JSON.parse((await call('GET', `/boards/${board}`)).body).lastEventId;
 fs.writeFileSync(out, JSON.stringify({ base, last, sends }));

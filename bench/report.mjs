@@ -2,40 +2,58 @@
 //   node report.mjs PUBLISH.json CLIENT.json...
 // Latency of an event at a client = its arrival there minus t0, the moment
 // just before the publishing POST was written (both CLOCK_MONOTONIC).
-//   node report.mjs storm TOTAL STORM.json...
-// Presence storm summary: how many clients ended with the same, full set.
+//   node report.mjs storm TOTAL PUBLISH.json|- STORM.json...
+// Presence storm summary: whether every client ended with the same count and
+// first page, when, after how many presence messages, and the latency of the
+// task events published during the storm.
 import fs from 'node:fs';
 
 if (process.argv[2] === 'storm') {
-    storm(+process.argv[3], process.argv.slice(4));
+    storm(+process.argv[3], process.argv[4], process.argv.slice(5));
     process.exit(0);
 }
 
-function storm(total, files) {
+function storm(total, pubFile, files) {
     const parts = files.map((f) => JSON.parse(fs.readFileSync(f)));
     const add = (k) => parts.reduce((a, p) => a + p[k], 0);
-    const views = {}, sizes = {}, counts = {}, failReasons = {};
-    for (const p of parts) {
-        for (const [h, n] of Object.entries(p.views)) views[h] = (views[h] || 0) + n;
-        for (const [h, n] of Object.entries(p.sizes)) sizes[h] = (sizes[h] || 0) + n;
-        for (const [h, n] of Object.entries(p.counts)) counts[h] = (counts[h] || 0) + n;
-        for (const [h, n] of Object.entries(p.failReasons)) failReasons[h] = (failReasons[h] || 0) + n;
-    }
+    const merge = (k) => {
+        const o = {};
+        for (const p of parts) for (const [h, n] of Object.entries(p[k])) o[h] = (o[h] || 0) + n;
+        return o;
+    };
+    const pagesSeen = merge('pages'), finalCounts = merge('finalCounts'), counts = merge('counts');
     const clients = add('clients'), full = add('full');
+    const msgs = parts.flatMap((p) => p.msgs).sort((a, b) => a - b);
+    const bytes = parts.flatMap((p) => p.bytes).sort((a, b) => a - b);
+    const t0 = Math.min(...parts.map((p) => p.t0Abs));
+    const lastJoin = Math.max(...parts.map((p) => p.lastJoinAbs));
+    const counted = Math.max(...parts.map((p) => p.tCountMaxAbs));
+    const pct = (a, q) => (a.length ? a[Math.min(a.length - 1, Math.max(0, Math.ceil(q / 100 * a.length) - 1))] : NaN);
     console.log(`storm: ${clients} clients (distinct users), joined ${add('joined')}, failed ${add('failed')} ` +
-        `${JSON.stringify(failReasons)}; settled by ${parts.map((p) => p.settledBy).join(',')} ` +
-        `(${add('barriers')} got the barrier event) ${Math.max(...parts.map((p) => p.settleMs))} ms after the ` +
-        `first connect; last presence message at ${Math.max(...parts.map((p) => p.lastPresenceMs))} ms`);
-    console.log(`storm messages received: ${JSON.stringify(counts)}; client CPU ${add('cpuMs')} ms`);
-    console.log(`storm views: ${Object.keys(views).length} distinct; set sizes ${JSON.stringify(sizes)}`);
-    const left = {};
-    for (const p of parts) for (const [u, n] of p.leftUsers || []) left[u] = (left[u] || 0) + n;
-    const leftTop = Object.entries(left).sort((a, b) => b[1] - a[1]).slice(0, 5);
-    if (leftTop.length) console.log(`storm user_left received, by user (top 5): ${JSON.stringify(leftTop)}`);
-    const missing = parts.flatMap((p) => p.missingUsers);
-    if (missing.length) console.log(`storm users most often missing from a view: ${JSON.stringify(missing.slice(0, 5))}`);
-    console.log(`RESULT ${full} of ${clients} clients ended with the full, identical set of ${total} users ` +
-        `(${Object.keys(views).length === 1 && full === clients ? 'ALL' : 'NOT ALL'})`);
+        `${JSON.stringify(merge('failReasons'))}; settled by ${parts.map((p) => p.settledBy).join(',')}`);
+    console.log(`storm timing: last join ${(lastJoin - t0).toFixed(0)} ms after the first connect; ` + (full === clients
+        ? `every client had the final count ${total} at ${(counted - t0).toFixed(0)} ms, ` +
+          `${(counted - lastJoin).toFixed(0)} ms after the last join`
+        : `${full} of ${clients} clients reached the count ${total}`));
+    console.log(`storm presence messages received: ${JSON.stringify(counts)}; total ${msgs.reduce((a, x) => a + x, 0)}; ` +
+        `per client median ${pct(msgs, 50)} p99 ${pct(msgs, 99)} max ${msgs[msgs.length - 1]}; ` +
+        `bytes per client median ${pct(bytes, 50)} max ${bytes[bytes.length - 1]}; client CPU ${add('cpuMs')} ms`);
+    console.log(`storm views: final counts ${JSON.stringify(finalCounts)}; ${Object.keys(pagesSeen).length} distinct first pages`);
+    if (pubFile && pubFile !== '-' && fs.existsSync(pubFile)) {
+        const pub = JSON.parse(fs.readFileSync(pubFile));
+        const lat = [];
+        let got = 0;
+        for (const s of pub.sends) {
+            for (const p of parts) for (const t of p.arrivals[s.id] || []) { lat.push(t - s.t0); got++; }
+        }
+        lat.sort((a, b) => a - b);
+        console.log(`storm events: ${pub.sends.length} task events published during the storm (statuses ` +
+            `${JSON.stringify(pub.sends.reduce((m, x) => (m[x.status] = (m[x.status] || 0) + 1, m), {}))}), ` +
+            `${got} deliveries; latency from just before the POST p50 ${pct(lat, 50).toFixed(1)} ` +
+            `p99 ${pct(lat, 99).toFixed(1)} max ${lat.length ? lat[lat.length - 1].toFixed(1) : '-'} ms`);
+    }
+    console.log(`RESULT ${full} of ${clients} clients ended with the count ${total}, ` +
+        `${Object.keys(pagesSeen).length === 1 && full === clients ? 'ALL with one identical first page' : 'NOT ALL identical'}`);
 }
 
 const [pubFile, ...clientFiles] = process.argv.slice(2);

@@ -12,10 +12,17 @@
 //   node ws-clients.mjs storm PORT BOARD FIRST COUNT TOTAL SPREAD_MS OUT
 // Connects users user<FIRST>..user<FIRST+COUNT-1> (password: the name), one
 // socket each, spread evenly over SPREAD_MS, and keeps each one's view of the
-// board's presence: a `presence` message replaces the set, `user_joined` adds, When every socket has joined and no presence message
-// has arrived for QUIET ms (env, 3000), or after 90 s, prints "SETTLED", and
-// on SIGUSR1 writes OUT: how many sockets see exactly user0..user<TOTAL-1>,
-// and a histogram of the views. SIGTERM closes them all and exits.
+// board's presence: a `presence` message replaces it (count, version, first
+// page), a `presence_diff` whose base is the view's version is applied (any
+// other newer one is a gap: the socket asks for `presence` again). The
+// protocol without diffs (`user_joined`/`user_left`, the whole list in
+// `presence`) is understood too, to measure older builds. Prints JOINED_ALL
+// when every socket has its first `presence`, COUNTED_ALL when every view
+// counts TOTAL, SETTLED once every socket got the board event titled "storm
+// barrier" (or after 120 s); records the arrival of every board event; on
+// SIGUSR1 writes OUT (per-socket presence messages and bytes, when each view
+// reached TOTAL, the views' first pages and counts, event arrivals). SIGTERM
+// closes them all and exits.
 import WebSocket from 'ws';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
@@ -125,46 +132,65 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
 
 function storm([port, board, firstS, countS, totalS, spreadS, out]) {
     const first = +firstS, count = +countS, total = +totalS, spread = +spreadS;
-    const expected = new Set(Array.from({ length: total }, (_, i) => `user${i}`));
     const clients = [];
     const failReasons = {};
-    let joined = 0, failed = 0, lastPresence = nowMs(), done = false, settleMs = 0;
-    let presences = 0, barriers = 0, lastBarrier = 0, joinedAll = false;
-    const leftUsers = {};
-    const counts = { presence: 0, user_joined: 0, user_left: 0, other: 0,
-        joined_already_present: 0, left_not_present: 0, joined_before_presence: 0 };
+    const arrivals = {}; // board event id -> [arrival times]
+    let joined = 0, failed = 0, done = false, settleMs = 0;
+    let presences = 0, counted = 0, barriers = 0, lastBarrier = 0, joinedAll = false, countedAll = false;
+    let lastJoinAbs = 0;
+    const counts = { presence: 0, presence_diff: 0, user_joined: 0, user_left: 0, gaps: 0, other: 0 };
     const t0 = nowMs();
+
+    // a view: the first page (ids in order) and the count, at a version
+    function setCount(c, n, t) {
+        const was = c.count === total;
+        c.count = n;
+        if (n === total && !was) { c.tCount = t; counted++; }
+        else if (n !== total && was) { c.tCount = 0; counted--; }
+    }
 
     function openOne(i) {
         const user = `user${first + i}`;
-        const c = { user, view: new Set(), joined: false, failed: false, gotPresence: false,
-            barrier: false };
+        const c = { user, page: [], set: null, count: -1, version: null, joined: false, failed: false,
+            gotPresence: false, barrier: false, msgs: 0, bytes: 0, tCount: 0 };
         clients.push(c);
         c.ws = connect(port, board, `${user}:${user}`);
         c.ws.on('message', (data) => {
+            const t = nowMs();
             const m = JSON.parse(data);
             if (m.id !== undefined) {
-                if (!c.barrier) { c.barrier = true; barriers++; lastBarrier = nowMs(); }
+                (arrivals[m.id] ||= []).push(t);
+                if (m.data && m.data.task && m.data.task.title === 'storm barrier' && !c.barrier) {
+                    c.barrier = true; barriers++; lastBarrier = t;
+                }
             } else if (m.type === 'presence') {
-                if (!c.gotPresence) presences++;
-                counts.presence++;
-                c.view = new Set(m.users.map((u) => u.userId));
-                c.gotPresence = true;
-                lastPresence = nowMs();
-            } else if (m.type === 'user_joined') {
-                counts.user_joined++;
-                if (!c.gotPresence) counts.joined_before_presence++;
-                else if (c.view.has(m.userId)) counts.joined_already_present++;
-                c.view.add(m.userId);
-                lastPresence = nowMs();
-            } else if (m.type === 'user_left') {
-                counts.user_left++;
-                leftUsers[m.userId] = (leftUsers[m.userId] || 0) + 1;
-                if (!c.view.has(m.userId)) counts.left_not_present++;
-                c.view.delete(m.userId);
-                lastPresence = nowMs();
+                c.msgs++; c.bytes += data.length; counts.presence++;
+                if (!c.gotPresence) { presences++; c.gotPresence = true; }
+                c.page = m.users.map((u) => u.userId);
+                c.version = m.version ?? null;
+                if (m.version === undefined) c.set = new Set(c.page); // the protocol without diffs
+                setCount(c, m.count ?? c.page.length, t);
+            } else if (m.type === 'presence_diff') {
+                c.msgs++; c.bytes += data.length; counts.presence_diff++;
+                if (c.version === null || m.version <= c.version) return;
+                if (m.base !== c.version) {
+                    counts.gaps++;
+                    c.version = null;
+                    c.ws.send(JSON.stringify({ type: 'presence', boardId: board }));
+                    return;
+                }
+                const gone = new Set(m.left);
+                c.page = c.page.filter((u) => !gone.has(u)).concat(m.joined.map((u) => u.userId));
+                c.version = m.version;
+                setCount(c, m.count, t);
+            } else if (m.type === 'user_joined' || m.type === 'user_left') {
+                c.msgs++; c.bytes += data.length; counts[m.type]++;
+                if (!c.set) c.set = new Set(c.page);
+                if (m.type === 'user_joined') c.set.add(m.userId); else c.set.delete(m.userId);
+                c.page = [...c.set];
+                setCount(c, c.set.size, t);
             } else if (m.type === 'joined') {
-                if (!c.joined) { c.joined = true; joined++; }
+                if (!c.joined) { c.joined = true; joined++; lastJoinAbs = Math.max(lastJoinAbs, t); }
             } else if (m.type !== 'connected') {
                 counts.other++;
             }
@@ -185,42 +211,38 @@ function storm([port, board, firstS, countS, totalS, spreadS, out]) {
     function finish(why) {
         if (done) return;
         done = true;
-        let full = 0;
-        const views = new Map();
-        const sizes = {};
+        const pages = {}, finalCounts = {};
         for (const c of clients) {
-            const sorted = [...c.view].sort();
-            const h = crypto.createHash('sha1').update(sorted.join(',')).digest('hex').slice(0, 12);
-            views.set(h, (views.get(h) || 0) + 1);
-            sizes[sorted.length] = (sizes[sorted.length] || 0) + 1;
-            if (!c.failed && c.view.size === expected.size && sorted.every((u) => expected.has(u))) full++;
-        }
-        const missingOf = {};
-        for (const c of clients) {
-            if (c.view.size === expected.size) continue;
-            for (const u of expected) if (!c.view.has(u)) missingOf[u] = (missingOf[u] || 0) + 1;
+            const p = c.set && c.version === null ? [...c.page].sort() : c.page; // old protocol: a set
+            const h = crypto.createHash('sha1').update(p.join(',')).digest('hex').slice(0, 12);
+            pages[h] = (pages[h] || 0) + 1;
+            finalCounts[c.count] = (finalCounts[c.count] || 0) + 1;
         }
         fs.writeFileSync(out, JSON.stringify({
-            clients: count, joined, failed, failReasons, full, views: Object.fromEntries(views), sizes,
-            counts, settledBy: why, settleMs, barriers, lastPresenceMs: Math.round(lastPresence - t0),
-            cpuMs: cpuMs(),
-            missingUsers: Object.entries(missingOf).sort((a, b) => b[1] - a[1]).slice(0, 10),
-            leftUsers: Object.entries(leftUsers).sort((a, b) => b[1] - a[1]).slice(0, 10),
+            clients: count, joined, failed, failReasons, counts, settledBy: why, settleMs, barriers,
+            pages, finalCounts, full: clients.filter((c) => !c.failed && c.count === total).length,
+            msgs: clients.map((c) => c.msgs), bytes: clients.map((c) => c.bytes),
+            tCountMaxAbs: Math.max(0, ...clients.map((c) => c.tCount)), lastJoinAbs, t0Abs: t0,
+            cpuMs: cpuMs(), arrivals,
         }));
     }
 
     let settled = null;
     const timer = setInterval(() => {
         const now = nowMs();
-        console.log(`PROGRESS joined=${joined} failed=${failed} presence=${presences} ` +
-            `barrier=${barriers} user_joined=${counts.user_joined} user_left=${counts.user_left}`);
+        console.log(`PROGRESS joined=${joined} failed=${failed} presence=${presences} counted=${counted} ` +
+            `barrier=${barriers} presence_msgs=${counts.presence + counts.presence_diff + counts.user_joined + counts.user_left}`);
         if (!joinedAll && clients.length === count && presences + failed >= count) {
             joinedAll = true;
             console.log(`JOINED_ALL after ${Math.round(now - t0)} ms`);
         }
+        if (joinedAll && !countedAll && counted + failed >= count) {
+            countedAll = true;
+            console.log(`COUNTED_ALL after ${Math.round(now - t0)} ms`);
+        }
         if (settled) return;
-        if (joinedAll && barriers + failed >= count) settled = 'barrier';
-        else if (now - t0 > 90000) settled = 'deadline';
+        if (countedAll && barriers + failed >= count) settled = 'barrier';
+        else if (now - t0 > 120000) settled = 'deadline';
         if (settled) {
             settleMs = Math.round((settled === 'barrier' ? lastBarrier : now) - t0);
             console.log(`SETTLED by ${settled} after ${settleMs} ms`);

@@ -44,10 +44,10 @@ typedef struct {
      * of the kernel handing it to a sleeping waiter: no lock convoy.
      */
     pthread_mutex_t write_lock;
-    pthread_mutex_t limits_lock; /* the per-user table: robust, like the writers' lock */
+    pthread_mutex_t limits_lock;   /* the per-user table: robust, like the writers' lock */
+    pthread_mutex_t presence_lock; /* the presence table's (robust, like write_lock) */
     volatile apr_uint64_t published;
     rtb_child_slot_t slots[RTB_MAX_CHILD_SLOTS];
-    rtb_presence_t presence[RTB_PRESENCE_MAX];
     rtb_ticket_t tickets[RTB_TICKETS_MAX];
     rtb_user_limit_t limits[RTB_LIMIT_USERS];
     /* the counters of children whose slot was reclaimed (bus lock) */
@@ -64,6 +64,8 @@ typedef struct {
     apr_shm_t *shm;
     apr_size_t ring_bytes;
     int ring_slots;
+    apr_uint32_t presence_slots;
+    apr_size_t presence_off; /* where the presence table starts in the segment */
     apr_global_mutex_t *ring_mutex;
     const char *ring_lockfile;
 } bus_retained_t;
@@ -71,6 +73,7 @@ typedef struct {
 static bus_retained_t *bus_ret;
 static bus_hdr_t *bus_hdr;
 static rtb_ring_t *bus_ring;
+static rtb_ptable_t *bus_ptable;
 static rtb_child_slot_t *bus_my_slot;
 /* Writers of one child queue here first, so at most one thread per child
  * waits on the (priority-inheriting, kernel-arbitrated) global mutex. */
@@ -86,11 +89,35 @@ static apr_size_t bus_ring_offset(void)
     return APR_ALIGN(sizeof(bus_hdr_t), 64);
 }
 
+/*
+ * Presence leases the server holds: RTBoardPresenceSlots, or by default one
+ * per stream a child's engine holds times the most children the MPM runs
+ * (a board and user per lease at most), within what the table allows.
+ */
+static apr_uint32_t bus_presence_slots(const rtb_cfg_t *cfg)
+{
+    int daemons = 0;
+    apr_uint64_t n = (apr_uint64_t)cfg->presence_slots;
+    if (!n) {
+        if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS || daemons < 1)
+            daemons = 16;
+        n = (apr_uint64_t)cfg->max_streams * (apr_uint64_t)daemons;
+        if (n > (1u << 20))
+            n = 1u << 20;
+    }
+    if (n < 1)
+        n = 1;
+    while (n > 1 && !rtb_ptable_block_size((apr_uint32_t)n))
+        n >>= 1;
+    return (apr_uint32_t)n;
+}
+
 int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
 {
     rtb_cfg_t *cfg = rtb_cfg(s);
     apr_status_t rv;
     apr_size_t ring_size, total;
+    apr_uint32_t pslots = bus_presence_slots(cfg);
     void *base;
 
     (void)pconf;
@@ -98,10 +125,11 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
     if (!bus_ret)
         bus_ret = ap_retained_data_create(BUS_RETAINED_KEY, sizeof(*bus_ret));
     if (bus_ret->shm &&
-        (bus_ret->ring_bytes != cfg->ring_bytes || bus_ret->ring_slots != cfg->ring_slots)) {
+        (bus_ret->ring_bytes != cfg->ring_bytes || bus_ret->ring_slots != cfg->ring_slots ||
+         bus_ret->presence_slots != pslots)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "RTB0010: RTBoardRingSize/RTBoardRingSlots changed; the new size takes "
-                     "effect after a full stop and start");
+                     "RTB0010: RTBoardRingSize/RTBoardRingSlots/RTBoardPresenceSlots changed; the "
+                     "new size takes effect after a full stop and start");
     }
     if (!bus_ret->shm) {
         ring_size = rtb_ring_block_size(cfg->ring_bytes, (uint32_t)cfg->ring_slots);
@@ -109,7 +137,9 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0011: unusable ring size");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        total = bus_ring_offset() + ring_size;
+        /* the presence table's pages are untouched (zero) until used */
+        bus_ret->presence_off = APR_ALIGN(bus_ring_offset() + ring_size, 4096);
+        total = bus_ret->presence_off + rtb_ptable_block_size(pslots);
         rv = apr_shm_create(&bus_ret->shm, total, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
@@ -127,8 +157,15 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0013: could not format the ring");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        if (!rtb_ptable_format((char *)base + bus_ret->presence_off, total - bus_ret->presence_off,
+                               pslots)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "RTB0074: could not format the presence table");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         bus_ret->ring_bytes = cfg->ring_bytes;
         bus_ret->ring_slots = cfg->ring_slots;
+        bus_ret->presence_slots = pslots;
         /* The mutexes live as long as the segment: children of an old
          * generation and of the new one must share them. */
         rv = ap_global_mutex_create(&bus_ret->ring_mutex, &bus_ret->ring_lockfile, BUS_RING_MUTEX,
@@ -139,7 +176,8 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
             pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
             pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
             if (pthread_mutex_init(&bus_hdr->write_lock, &ma) != 0 ||
-                pthread_mutex_init(&bus_hdr->limits_lock, &ma) != 0)
+                pthread_mutex_init(&bus_hdr->limits_lock, &ma) != 0 ||
+                pthread_mutex_init(&bus_hdr->presence_lock, &ma) != 0)
                 rv = APR_EGENERAL;
             pthread_mutexattr_destroy(&ma);
         }
@@ -161,8 +199,9 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bus_ring = rtb_ring_attach((char *)base + bus_ring_offset(),
-                               apr_shm_size_get(bus_ret->shm) - bus_ring_offset());
-    if (!bus_ring || bus_hdr->magic != BUS_MAGIC) {
+                               bus_ret->presence_off - bus_ring_offset());
+    bus_ptable = rtb_ptable_attach((char *)base + bus_ret->presence_off);
+    if (!bus_ring || !bus_ptable || bus_hdr->magic != BUS_MAGIC) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0015: shared segment is not valid");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -224,8 +263,17 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
 int rtb_bus_totals(rtb_bus_totals_t *t)
 {
     int i, k;
+    uint32_t users, boards;
     memset(t, 0, sizeof(*t));
-    if (!bus_hdr || !bus_ring || rtb_bus_lock() != APR_SUCCESS)
+    if (!bus_hdr || !bus_ring)
+        return -1;
+    /* the presence lock is taken before the bus lock everywhere (a diff is
+     * appended to the ring under it), never inside it */
+    if (bus_ptable && rtb_bus_presence_lock(NULL) == APR_SUCCESS) {
+        rtb_ptable_usage(bus_ptable, &t->presence_leases, &users, &boards);
+        rtb_bus_presence_unlock();
+    }
+    if (rtb_bus_lock() != APR_SUCCESS)
         return -1;
     t->published = bus_hdr->published;
     t->delivered = bus_hdr->retired.delivered;
@@ -244,16 +292,32 @@ int rtb_bus_totals(rtb_bus_totals_t *t)
         for (k = 0; k < RTB_TRANSPORTS; k++)
             t->conns[k] += sl->conns[k];
     }
-    for (i = 0; i < RTB_PRESENCE_MAX; i++)
-        t->presence_leases += bus_hdr->presence[i].pid != 0;
     rtb_ring_stats(bus_ring, &t->ring);
     rtb_bus_unlock();
     return 0;
 }
 
-rtb_presence_t *rtb_bus_presence(void)
+rtb_ptable_t *rtb_bus_ptable(void)
 {
-    return bus_hdr ? bus_hdr->presence : NULL;
+    return bus_ptable;
+}
+
+apr_status_t rtb_bus_presence_lock(server_rec *s)
+{
+    int rv = pthread_mutex_lock(&bus_hdr->presence_lock);
+    if (rv == EOWNERDEAD) {
+        /* a child died in the middle of a change; its leases are reaped anyway */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "RTB0075: a process died holding the presence lock; recovered");
+        pthread_mutex_consistent(&bus_hdr->presence_lock);
+        rv = 0;
+    }
+    return rv ? APR_FROM_OS_ERROR(rv) : APR_SUCCESS;
+}
+
+void rtb_bus_presence_unlock(void)
+{
+    pthread_mutex_unlock(&bus_hdr->presence_lock);
 }
 
 rtb_ticket_t *rtb_bus_tickets(void)

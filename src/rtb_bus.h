@@ -9,6 +9,7 @@
 
 #include "httpd.h"
 #include "rtb_ring.h"
+#include "rtb_ptable.h"
 
 #define RTB_MAX_CHILD_SLOTS 256
 #define RTB_TRANSPORTS 4 /* sse, longpoll, ws, blocking */
@@ -53,20 +54,8 @@ typedef struct {
     rtb_slot_counters_t counters;
 } rtb_child_slot_t;
 
-#define RTB_PRESENCE_MAX 8192
 #define RTB_USER_MAX 255 /* longest user id (bytes) a WebSocket may have */
 #define RTB_TICKETS_MAX 1024
-
-/* One open WebSocket of a user on a board; a lease of the child `pid`. */
-typedef struct {
-    apr_uint32_t pid; /* 0 = free */
-    apr_uint32_t connid;
-    apr_uint32_t bhash;
-    char board[65];
-    char user[RTB_USER_MAX + 1];
-    char name[RTB_USER_MAX + 1];
-    apr_int64_t typing_task; /* the task this socket is typing on, 0 = none */
-} rtb_presence_t;
 
 /* A single-use WebSocket ticket. */
 typedef struct {
@@ -103,8 +92,19 @@ int rtb_bus_limits_lock(void);
 void rtb_bus_limits_unlock(void);
 
 /* Shared tables, guarded by the bus lock (rtb_bus_lock). */
-rtb_presence_t *rtb_bus_presence(void);
 rtb_ticket_t *rtb_bus_tickets(void);
+
+/*
+ * The presence table (rtb_ptable), in its own part of the segment, sized by
+ * RTBoardPresenceSlots; NULL before post_config. Guarded by its own lock,
+ * not the bus lock, so appends to the ring never wait behind presence:
+ * process-shared and robust (a holder killed mid-change does not wedge the
+ * others). The presence lock may be held while taking the bus lock, never
+ * the other way round.
+ */
+rtb_ptable_t *rtb_bus_ptable(void);
+apr_status_t rtb_bus_presence_lock(server_rec *s);
+void rtb_bus_presence_unlock(void);
 
 /* Registers the mutex types (pre_config), so the Mutex directive knows them. */
 void rtb_bus_register(apr_pool_t *pconf);

@@ -36,6 +36,9 @@ void *rtb_config_create(apr_pool_t *p, server_rec *s)
     c->max_streams = CFG_UNSET;
     c->user_streams = CFG_UNSET;
     c->board_rate = CFG_UNSET;
+    c->presence_slots = CFG_UNSET;
+    c->presence_page = CFG_UNSET;
+    c->presence_window = CFG_UNSET;
     return c;
 }
 
@@ -76,6 +79,12 @@ static void config_defaults(rtb_cfg_t *c)
         c->user_streams = 100;
     if (c->board_rate == CFG_UNSET)
         c->board_rate = 60;
+    if (c->presence_slots == CFG_UNSET)
+        c->presence_slots = 0; /* sized by rtb_bus from max_streams and the children */
+    if (c->presence_page == CFG_UNSET || c->presence_page < 1)
+        c->presence_page = 100;
+    if (c->presence_window == CFG_UNSET)
+        c->presence_window = 200;
 }
 
 #define MERGE(f, unset) c->f = (add->f != (unset)) ? add->f : base->f
@@ -100,6 +109,9 @@ void *rtb_config_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_streams, CFG_UNSET);
     MERGE(user_streams, CFG_UNSET);
     MERGE(board_rate, CFG_UNSET);
+    MERGE(presence_slots, CFG_UNSET);
+    MERGE(presence_page, CFG_UNSET);
+    MERGE(presence_window, CFG_UNSET);
     c->origins = apr_array_append(p, base->origins, add->origins);
     c->name_var = add->name_var ? add->name_var : base->name_var;
     c->bus = add->bus ? add->bus : base->bus;
@@ -209,6 +221,15 @@ const command_rec rtb_config_cmds[] = {
                   "boards one user may create per minute, 0 = any (default 60)"),
     INT_DIRECTIVE("RTBoardMaxStreams", max_streams,
                   "long-lived connections one child holds (default 20000)"),
+    INT_DIRECTIVE("RTBoardPresenceSlots", presence_slots,
+                  "presence leases (one per socket and board) the server holds "
+                  "(default RTBoardMaxStreams x the most children)"),
+    INT_DIRECTIVE("RTBoardPresencePage", presence_page,
+                  "users in a presence page; bigger boards send a count and the first page "
+                  "(default 100)"),
+    INT_DIRECTIVE("RTBoardPresenceWindow", presence_window,
+                  "milliseconds over which joins and leaves of a board go out as one diff "
+                  "(default 200; big boards: 0.1 ms per user, up to 5 windows)"),
     AP_INIT_ITERATE("RTBoardAllowOrigin", config_origin, NULL, RSRC_CONF,
                     "Origins allowed to open WebSockets besides the server's own"),
     AP_INIT_TAKE1("RTBoardUserNameVar", config_name_var, NULL, RSRC_CONF,

@@ -10,7 +10,7 @@
 
 extern module AP_MODULE_DECLARE_DATA rtboard_module;
 
-/* Next free log tag: RTB0071. Every ap_log_* call site carries its own tag. */
+/* Next free log tag: RTB0078. Every ap_log_* call site carries its own tag. */
 /* RTB0200-RTB0229 belong to the store and bus on PostgreSQL (next free: RTB0215). */
 
 typedef struct {
@@ -34,6 +34,9 @@ typedef struct {
     int user_streams;            /* RTBoardMaxStreamsPerUser, server-wide, 0 = no cap */
     int board_rate;              /* RTBoardBoardsPerMinute per user, 0 = no cap */
     const char *bus;             /* RTBoardBus: libpq conninfo of the LISTEN connection */
+    int presence_slots;          /* RTBoardPresenceSlots: leases, 0 = streams x children */
+    int presence_page;           /* RTBoardPresencePage: users in a presence page */
+    int presence_window;         /* RTBoardPresenceWindow: ms joins and leaves coalesce */
 } rtb_cfg_t;
 
 rtb_cfg_t *rtb_cfg(server_rec *s);

@@ -9,6 +9,7 @@
 #include "rtb_engine.h"
 #include "rtb_blocking.h"
 #include "rtb_config.h"
+#include "rtb_presence.h"
 #include "rtb_ring.h"
 
 #include "http_core.h"
@@ -538,6 +539,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
         engine_run_done_jobs();
 
         now = apr_time_now();
+        rtb_presence_tick(eng.s, now); /* presence diffs whose window ended, reaping */
         if (now >= eng.next_timer) {
             engine_timers(now);
             engine_publish_status();

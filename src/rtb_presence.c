@@ -2,206 +2,329 @@
  * rtb_presence: who is on a board, as shared leases. See rtb_presence.h.
  */
 #include "rtb_presence.h"
-#include "rtb_engine.h"
+#include "rtb_config.h"
 #include "rtb_ws_conn.h"
 
+#include "http_log.h"
 #include "apr_strings.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------ */
-/* presence: shared leases, one per open socket and board               */
+APLOG_USE_MODULE(rtboard);
 
-static apr_uint32_t presence_hash(const char *s)
+#define PRESENCE_PAGE_MAX 1000 /* the largest page a snapshot or a diff holds */
+#define PRESENCE_CACHE 16      /* first pages kept per child */
+#define PRESENCE_REAP_EVERY apr_time_from_sec(1)
+#define PRESENCE_NO_MEMORY                                                                         \
+    "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"out of memory\"}"
+
+/* A board's first page at one version, as sent to every joiner (per child). */
+typedef struct {
+    char board[RTB_BOARD_ID_MAX + 1];
+    apr_uint64_t version;
+    char *json; /* malloc */
+} presence_cached_t;
+
+static struct {
+    pthread_mutex_t lock; /* the cache: the loop and handler threads join */
+    presence_cached_t cache[PRESENCE_CACHE];
+    int next;
+    volatile int full_logged; /* a refusal was logged since the last join that worked */
+    apr_time_t last_reap;
+} pres = {PTHREAD_MUTEX_INITIALIZER};
+
+static apr_uint32_t presence_page(server_rec *s)
 {
-    apr_uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    int n = rtb_cfg(s)->presence_page;
+    return (apr_uint32_t)(n > PRESENCE_PAGE_MAX ? PRESENCE_PAGE_MAX : n);
 }
 
-static int presence_pid_alive(apr_uint32_t pid)
+static apr_uint64_t presence_window(server_rec *s)
 {
-    return !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
-}
-
-/* Counts live leases of `user` on `board` (ring lock held). */
-static int presence_count(rtb_presence_t *t, apr_uint32_t bh, const char *board, const char *user)
-{
-    int i, n = 0;
-    for (i = 0; i < RTB_PRESENCE_MAX; i++) {
-        if (t[i].pid && t[i].bhash == bh && !strcmp(t[i].board, board) && !strcmp(t[i].user, user))
-            n++;
-    }
-    return n;
-}
-
-static void presence_publish(server_rec *s, const char *type, const char *board, const char *user,
-                             const char *name)
-{
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "type", type, "boardId", board, "userId", user,
-                          "name", name);
-    char *js = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (js) {
-        rtb_engine_publish_ephemeral(s, board, js);
-        free(js);
-    }
-}
-
-/* Takes a lease; announces the user when it is their first socket on the board. */
-void rtb_presence_join(rtb_conn_t *cn, const char *board)
-{
-    rtb_presence_t *t = rtb_bus_presence();
-    apr_uint32_t bh = presence_hash(board), me = (apr_uint32_t)getpid();
-    int i, first = 0, placed = 0;
-    if (!t || rtb_bus_lock() != APR_SUCCESS)
-        return;
-    first = presence_count(t, bh, board, cn->user) == 0;
-    for (i = 0; i < RTB_PRESENCE_MAX && !placed; i++) {
-        if (!t[i].pid) {
-            t[i].pid = me;
-            t[i].connid = cn->id;
-            t[i].bhash = bh;
-            apr_cpystrn(t[i].board, board, sizeof(t[i].board));
-            apr_cpystrn(t[i].user, cn->user, sizeof(t[i].user));
-            apr_cpystrn(t[i].name, cn->name, sizeof(t[i].name));
-            placed = 1;
-        }
-    }
-    rtb_bus_unlock();
-    if (first && placed)
-        presence_publish(cn->c->base_server, "user_joined", board, cn->user, cn->name);
-}
-
-/* Gives the lease back; announces the user's leaving with their last socket. */
-void rtb_presence_leave(rtb_conn_t *cn, const char *board)
-{
-    rtb_presence_t *t = rtb_bus_presence();
-    apr_uint32_t bh = presence_hash(board), me = (apr_uint32_t)getpid();
-    int i, last = 0, found = 0;
-    if (!t || rtb_bus_lock() != APR_SUCCESS)
-        return;
-    for (i = 0; i < RTB_PRESENCE_MAX; i++) {
-        if (t[i].pid == me && t[i].connid == cn->id && t[i].bhash == bh &&
-            !strcmp(t[i].board, board)) {
-            t[i].pid = 0;
-            found = 1;
-            break;
-        }
-    }
-    if (found)
-        last = presence_count(t, bh, board, cn->user) == 0;
-    rtb_bus_unlock();
-    if (last)
-        presence_publish(cn->c->base_server, "user_left", board, cn->user, cn->name);
-}
-
-/* Records on this socket's lease what it is typing on, for the reaper. */
-void rtb_presence_set_typing(rtb_conn_t *cn, const char *board, apr_int64_t task)
-{
-    rtb_presence_t *t = rtb_bus_presence();
-    apr_uint32_t bh = presence_hash(board), me = (apr_uint32_t)getpid();
-    int i;
-    if (!t || rtb_bus_lock() != APR_SUCCESS)
-        return;
-    for (i = 0; i < RTB_PRESENCE_MAX; i++) {
-        if (t[i].pid == me && t[i].connid == cn->id && t[i].bhash == bh &&
-            !strcmp(t[i].board, board))
-            t[i].typing_task = task;
-    }
-    rtb_bus_unlock();
-}
-
-/* The users on a board, each once. */
-json_t *rtb_presence_list(const char *board)
-{
-    rtb_presence_t *t = rtb_bus_presence();
-    apr_uint32_t bh = presence_hash(board);
-    json_t *users = json_array(), *seen = json_object();
-    int i;
-    if (!t || rtb_bus_lock() != APR_SUCCESS) {
-        json_decref(seen);
-        return users;
-    }
-    for (i = 0; i < RTB_PRESENCE_MAX; i++) {
-        if (t[i].pid && t[i].bhash == bh && !strcmp(t[i].board, board) &&
-            !json_object_get(seen, t[i].user)) {
-            json_object_set_new(seen, t[i].user, json_true());
-            json_array_append_new(users,
-                                  json_pack("{s:s,s:s}", "userId", t[i].user, "name", t[i].name));
-        }
-    }
-    rtb_bus_unlock();
-    json_decref(seen);
-    return users;
+    return (apr_uint64_t)rtb_cfg(s)->presence_window * 1000u;
 }
 
 /*
- * Leases of children that died (kill -9, crash) are reaped by whichever child
- * looks first; the user_left goes out once, from under the lock.
+ * The window of a board that becomes dirty now (presence lock held): the
+ * configured one, longer for big boards (0.1 ms per user announced, up to
+ * 5 windows), so that the diffs a storm sends, each to every socket of the
+ * board, cost in proportion to the users rather than to their square.
  */
-void rtb_presence_reap(server_rec *s)
+static apr_uint64_t presence_window_for(server_rec *s, const rtb_ptable_t *t, const char *board)
 {
-    rtb_presence_t *t = rtb_bus_presence();
-    struct {
-        char board[65], user[RTB_USER_MAX + 1], name[RTB_USER_MAX + 1];
-        apr_int64_t typing_task;
-        int left;
-    } gone[32];
-    int i, n = 0, k;
-    if (!t || rtb_bus_lock() != APR_SUCCESS)
+    apr_uint64_t w = presence_window(s), v, big;
+    apr_uint32_t count;
+    rtb_ptable_page(t, board, 0, 0, NULL, &v, &count);
+    big = (apr_uint64_t)count * 100u;
+    if (big > 5 * w)
+        big = 5 * w;
+    return big > w ? big : w;
+}
+
+/* Takes a lease; the table being full is told to the caller and logged once. */
+int rtb_presence_join(rtb_conn_t *cn, const char *board)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    server_rec *s = cn->c->base_server;
+    int rc;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return RTB_PRESENCE_FULL;
+    rc = rtb_ptable_join(t, board, cn->user, cn->name, (apr_uint32_t)getpid(), cn->id,
+                         (apr_uint64_t)apr_time_now(), presence_window_for(s, t, board));
+    rtb_bus_presence_unlock();
+    if (rc == RTB_PT_FULL) {
+        if (!pres.full_logged) {
+            pres.full_logged = 1;
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                         "RTB0076: the presence table is full (%u leases, RTBoardPresenceSlots); "
+                         "joins are refused until sockets leave",
+                         (unsigned)rtb_ptable_slots(t));
+        }
+        return RTB_PRESENCE_FULL;
+    }
+    pres.full_logged = 0;
+    return RTB_PRESENCE_OK;
+}
+
+void rtb_presence_leave(rtb_conn_t *cn, const char *board)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    server_rec *s = cn->c->base_server;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
         return;
-    for (i = 0; i < RTB_PRESENCE_MAX && n < 32; i++) {
-        if (t[i].pid && !presence_pid_alive(t[i].pid)) {
-            apr_uint32_t bh = t[i].bhash;
-            int left;
-            t[i].pid = 0;
-            left = presence_count(t, bh, t[i].board, t[i].user) == 0;
-            if (left || t[i].typing_task) {
-                memcpy(gone[n].board, t[i].board, sizeof(gone[n].board));
-                memcpy(gone[n].user, t[i].user, sizeof(gone[n].user));
-                memcpy(gone[n].name, t[i].name, sizeof(gone[n].name));
-                gone[n].typing_task = t[i].typing_task;
-                gone[n].left = left;
-                n++;
-            }
-        }
-    }
-    rtb_bus_unlock();
-    for (k = 0; k < n; k++) {
-        if (gone[k].typing_task) {
-            /* the dead socket's typing indicator ends with it */
-            json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing", "boardId",
-                                  gone[k].board, "taskId", (json_int_t)gone[k].typing_task,
-                                  "userId", gone[k].user, "name", gone[k].name);
-            char *js = json_dumps(j, JSON_COMPACT);
-            json_decref(j);
-            if (js) {
-                rtb_engine_publish_ephemeral(s, gone[k].board, js);
-                free(js);
-            }
-        }
-        if (gone[k].left)
-            presence_publish(s, "user_left", gone[k].board, gone[k].user, gone[k].name);
-    }
+    rtb_ptable_leave(t, board, (apr_uint32_t)getpid(), cn->id, (apr_uint64_t)apr_time_now(),
+                     presence_window_for(s, t, board), NULL);
+    rtb_bus_presence_unlock();
 }
 
 void rtb_presence_leave_all(rtb_conn_t *cn)
 {
-    rtb_presence_t *t = rtb_bus_presence();
-    apr_uint32_t me = (apr_uint32_t)getpid();
-    char boards[RTB_WS_MAX_JOINS][RTB_BOARD_ID_MAX + 1];
-    int i, n = 0;
-    if (t && rtb_bus_lock() == APR_SUCCESS) {
-        for (i = 0; i < RTB_PRESENCE_MAX && n < RTB_WS_MAX_JOINS; i++) {
-            if (t[i].pid == me && t[i].connid == cn->id)
-                apr_cpystrn(boards[n++], t[i].board, sizeof(boards[0]));
-        }
-        rtb_bus_unlock();
-    }
+    rtb_sub_t *sub;
+    /* a socket holds leases only on boards it subscribed to */
+    for (sub = cn->subs; sub; sub = sub->cnext)
+        rtb_presence_leave(cn, sub->board);
+}
+
+void rtb_presence_set_typing(rtb_conn_t *cn, const char *board, apr_int64_t task)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    if (!t || rtb_bus_presence_lock(cn->c->base_server) != APR_SUCCESS)
+        return;
+    rtb_ptable_set_typing(t, board, (apr_uint32_t)getpid(), cn->id, task);
+    rtb_bus_presence_unlock();
+}
+
+/* ------------------------------------------------------------------ */
+/* snapshots                                                            */
+
+static json_t *presence_users(const rtb_ptable_user_t *u, apr_uint32_t n)
+{
+    json_t *a = json_array();
+    apr_uint32_t i;
     for (i = 0; i < n; i++)
-        rtb_presence_leave(cn, boards[i]);
+        json_array_append_new(a, json_pack("{s:s,s:s}", "userId", u[i].user, "name", u[i].name));
+    return a;
+}
+
+/* A presence message from the table (presence lock held); malloc'd text. */
+static char *presence_build(const rtb_ptable_t *t, const char *board, apr_uint32_t offset,
+                            apr_uint32_t page, apr_uint64_t *version)
+{
+    rtb_ptable_user_t *u = malloc(sizeof(*u) * (page ? page : 1));
+    apr_uint32_t count, n;
+    json_t *j;
+    char *js;
+    if (!u)
+        return NULL;
+    n = rtb_ptable_page(t, board, offset, page, u, version, &count);
+    j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:b}", "type", "presence", "boardId", board, "version",
+                  (json_int_t)*version, "count", (json_int_t)count, "offset", (json_int_t)offset,
+                  "users", presence_users(u, n), "complete", offset == 0 && n == count);
+    free(u);
+    js = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return js;
+}
+
+/* The snapshot's text (malloc'd; NULL when out of memory): the first page from the cache. */
+static char *presence_snapshot_text(server_rec *s, const char *board, apr_uint32_t offset)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    apr_uint64_t version = 0;
+    apr_uint32_t count;
+    char *out = NULL, *js;
+    int i;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS) {
+        json_t *j = json_pack("{s:s,s:s,s:i,s:i,s:I,s:[],s:b}", "type", "presence", "boardId",
+                              board, "version", 0, "count", 0, "offset", (json_int_t)offset,
+                              "users", "complete", 0);
+        out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        return out;
+    }
+    if (offset == 0) {
+        rtb_ptable_page(t, board, 0, 0, NULL, &version, &count);
+        pthread_mutex_lock(&pres.lock);
+        for (i = 0; i < PRESENCE_CACHE && !out; i++) {
+            if (pres.cache[i].json && pres.cache[i].version == version &&
+                !strcmp(pres.cache[i].board, board))
+                out = strdup(pres.cache[i].json);
+        }
+        pthread_mutex_unlock(&pres.lock);
+        if (out) {
+            rtb_bus_presence_unlock();
+            return out;
+        }
+    }
+    js = presence_build(t, board, offset, presence_page(s), &version);
+    rtb_bus_presence_unlock();
+    if (!js || offset != 0)
+        return js;
+    out = strdup(js);
+    /* versions only grow: an entry of an older version is never right again */
+    pthread_mutex_lock(&pres.lock);
+    for (i = 0; i < PRESENCE_CACHE; i++) {
+        if (pres.cache[i].json && !strcmp(pres.cache[i].board, board))
+            break;
+    }
+    if (i == PRESENCE_CACHE) {
+        i = pres.next;
+        pres.next = (pres.next + 1) % PRESENCE_CACHE;
+    }
+    if (!pres.cache[i].json || pres.cache[i].version < version ||
+        strcmp(pres.cache[i].board, board)) {
+        free(pres.cache[i].json);
+        apr_cpystrn(pres.cache[i].board, board, sizeof(pres.cache[i].board));
+        pres.cache[i].version = version;
+        pres.cache[i].json = js;
+        js = NULL;
+    }
+    pthread_mutex_unlock(&pres.lock);
+    free(js);
+    return out;
+}
+
+const char *rtb_presence_snapshot(apr_pool_t *p, server_rec *s, const char *board,
+                                  apr_uint32_t offset)
+{
+    char *js = presence_snapshot_text(s, board, offset);
+    const char *out = js ? apr_pstrdup(p, js) : PRESENCE_NO_MEMORY;
+    free(js);
+    return out;
+}
+
+void rtb_presence_send(rtb_conn_t *cn, const char *board, apr_uint32_t offset)
+{
+    /* straight from the heap to the socket's output: a snapshot of a busy
+     * board is kilobytes, and a copy in a pool would map a block of memory
+     * for every join */
+    char *js = presence_snapshot_text(cn->c->base_server, board, offset);
+    rtb_ws_text(cn, js ? js : PRESENCE_NO_MEMORY);
+    free(js);
+}
+
+/* ------------------------------------------------------------------ */
+/* diffs and reaping                                                    */
+
+/* One board's diff into the ring (presence lock held: diffs go out in version order). */
+static void presence_emit(void *arg, const rtb_ptable_diff_t *d)
+{
+    server_rec *s = arg;
+    json_t *left = json_array(), *j;
+    char *js;
+    apr_uint32_t i;
+    for (i = 0; i < d->nleft; i++)
+        json_array_append_new(left, json_string(d->left[i].user));
+    j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:o}", "type", "presence_diff", "boardId", d->board,
+                  "base", (json_int_t)d->base, "version", (json_int_t)d->version, "count",
+                  (json_int_t)d->count, "joined", presence_users(d->joined, d->njoined), "left",
+                  left);
+    js = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (js) {
+        rtb_bus_publish(s, d->board, 0, RTB_KIND_EPHEMERAL, js, strlen(js));
+        free(js);
+    }
+}
+
+/* A typing indicator of a dead socket, kept until the lock is released. */
+typedef struct presence_typing_t {
+    char board[RTB_BOARD_ID_MAX + 1];
+    char user[RTB_USER_MAX + 1], name[RTB_USER_MAX + 1];
+    apr_int64_t task;
+    struct presence_typing_t *next;
+} presence_typing_t;
+
+static void presence_on_typing(void *arg, const char *board, const char *user, const char *name,
+                               int64_t task)
+{
+    presence_typing_t **head = arg, *e = malloc(sizeof(*e));
+    if (!e)
+        return;
+    apr_cpystrn(e->board, board, sizeof(e->board));
+    apr_cpystrn(e->user, user, sizeof(e->user));
+    apr_cpystrn(e->name, name, sizeof(e->name));
+    e->task = task;
+    e->next = *head;
+    *head = e;
+}
+
+/* Leases of children that died: given back; their typing ends now. */
+static void presence_reap(server_rec *s, rtb_ptable_t *t, apr_time_t now)
+{
+    apr_uint32_t pids[RTB_PTABLE_OWNERS], me = (apr_uint32_t)getpid();
+    presence_typing_t *typing = NULL, *e;
+    int n, i;
+    if (rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return;
+    n = rtb_ptable_owners(t, pids, RTB_PTABLE_OWNERS);
+    rtb_bus_presence_unlock();
+    for (i = 0; i < n; i++) {
+        if (pids[i] == me || !(kill((pid_t)pids[i], 0) < 0 && errno == ESRCH))
+            continue;
+        if (rtb_bus_presence_lock(s) != APR_SUCCESS)
+            return;
+        rtb_ptable_reap(t, pids[i], (apr_uint64_t)now, presence_window(s), presence_on_typing,
+                        &typing);
+        rtb_bus_presence_unlock();
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "RTB0077: presence leases of process %u (gone) given back", (unsigned)pids[i]);
+    }
+    while ((e = typing) != NULL) {
+        json_t *j =
+            json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing", "boardId", e->board,
+                      "taskId", (json_int_t)e->task, "userId", e->user, "name", e->name);
+        char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (js) {
+            rtb_bus_publish(s, e->board, 0, RTB_KIND_EPHEMERAL, js, strlen(js));
+            free(js);
+        }
+        typing = e->next;
+        free(e);
+    }
+}
+
+void rtb_presence_tick(server_rec *s, apr_time_t now)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    apr_uint64_t due;
+    if (!t)
+        return;
+    if (now - pres.last_reap >= PRESENCE_REAP_EVERY) {
+        pres.last_reap = now;
+        presence_reap(s, t, now);
+    }
+    due = rtb_ptable_due(t); /* read without the lock: a hint, checked again under it */
+    if (due && (apr_uint64_t)now >= due && rtb_bus_presence_lock(s) == APR_SUCCESS) {
+        apr_uint32_t page = presence_page(s);
+        rtb_ptable_user_t *scratch = malloc(sizeof(*scratch) * 2 * page);
+        if (scratch)
+            rtb_ptable_flush(t, (apr_uint64_t)now, page, scratch, presence_emit, s);
+        rtb_bus_presence_unlock();
+        free(scratch);
+    }
 }

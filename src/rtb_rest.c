@@ -8,6 +8,7 @@
 #include "rtb_http.h"
 #include "rtb_ids.h"
 #include "rtb_limits.h"
+#include "rtb_presence.h"
 #include "rtb_replay.h"
 #include "rtb_resource.h"
 #include "rtb_write.h"
@@ -688,6 +689,33 @@ static int rest_updates(rtb_rest_ctx_t *x)
     return rtb_send_body(x->r, HTTP_OK, body, strlen(body));
 }
 
+/*
+ * GET /boards/:b/presence?offset=N: the count and a page of the users on
+ * the board (rtb_presence), for clients without a WebSocket and for
+ * monitoring. Authorized like the board: its <Location> covers this path.
+ */
+static int rest_presence(rtb_rest_ctx_t *x)
+{
+    request_rec *r = x->r;
+    long long offset = rtb_query_id(x->r, "offset");
+    const char **b;
+    const char *body;
+    if (offset == -2 || offset > APR_UINT32_MAX)
+        return rtb_send_error(r, HTTP_BAD_REQUEST, "invalid_offset",
+                              "offset must be a non-negative integer", "offset");
+    if (rtb_db_acquire(&x->db, r) < 0)
+        return rtb_send_db_unavailable(r);
+    b = rtb_res_board_row(x, x->rt.board);
+    if (x->db.failed)
+        return rtb_send_db_error(r);
+    if (!b)
+        return rtb_send_error(r, HTTP_NOT_FOUND, "board_not_found", "no such board", NULL);
+    body = rtb_presence_snapshot(r->pool, r->server, x->rt.board,
+                                 offset < 0 ? 0 : (apr_uint32_t)offset);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    return rtb_send_body(r, HTTP_OK, body, strlen(body));
+}
+
 /* ------------------------------------------------------------------ */
 /* aliases                                                              */
 
@@ -806,6 +834,8 @@ int rtb_rest_dispatch(request_rec *r, const rtb_route_t *rt)
         return rest_task_get(&x);
     case RTB_R_UPDATES:
         return rest_updates(&x);
+    case RTB_R_PRESENCE:
+        return rest_presence(&x);
     case RTB_R_ALIAS_TASKS:
     case RTB_R_ALIAS_TASK:
     case RTB_R_ALIAS_MOVE:

@@ -129,6 +129,8 @@ int rtb_route(const char *path, int m, rtb_route_t *out)
                 return router_finish(out, RTB_R_BOARD_WS, RTB_M_GET, m);
             if (router_is(&s[2], "ws-ticket"))
                 return router_finish(out, RTB_R_WS_TICKET, RTB_M_POST, m);
+            if (router_is(&s[2], "presence"))
+                return router_finish(out, RTB_R_PRESENCE, RTB_M_GET, m);
             return RTB_ROUTE_NOT_FOUND;
         }
         if (router_is(&s[2], "lists") && n == 4) {

@@ -28,6 +28,7 @@ typedef enum {
     RTB_R_ALIAS_TASKS,  /* /tasks */
     RTB_R_ALIAS_TASK,   /* /tasks/:t */
     RTB_R_ALIAS_MOVE,   /* /tasks/:t/move */
+    RTB_R_PRESENCE,     /* /boards/:b/presence */
     RTB_R__COUNT
 } rtb_route_id_t;
 

@@ -154,6 +154,18 @@ static void ws_msg_cursor(rtb_conn_t *cn, json_t *m, const char *board, apr_time
         ws_send_cursor(cn, st, now);
 }
 
+/* {"type":"presence","boardId":B,"offset":N?}: the board's presence now, a page from N. */
+static void ws_msg_presence(rtb_conn_t *cn, json_t *m, const char *board)
+{
+    json_t *o = json_object_get(m, "offset");
+    if (o && (!json_is_integer(o) || json_integer_value(o) < 0 ||
+              json_integer_value(o) > APR_UINT32_MAX)) {
+        rtb_ws_error(cn, "invalid_offset", "offset must be a non-negative integer");
+        return;
+    }
+    rtb_presence_send(cn, board, o ? (apr_uint32_t)json_integer_value(o) : 0);
+}
+
 /* One whole text message from the client. */
 static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
 {
@@ -185,7 +197,7 @@ static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
         goto done;
     }
     if (strcmp(type, "join") && strcmp(type, "leave") && strcmp(type, "typing") &&
-        strcmp(type, "stop_typing") && strcmp(type, "cursor")) {
+        strcmp(type, "stop_typing") && strcmp(type, "cursor") && strcmp(type, "presence")) {
         rtb_ws_error(cn, "unknown_type", "unknown message type");
         goto done;
     }
@@ -203,6 +215,8 @@ static void ws_on_message(rtb_conn_t *cn, const char *text, apr_size_t len)
         rtb_ws_json(cn, json_pack("{s:s,s:s}", "type", "left", "boardId", board));
     } else if (!strcmp(type, "cursor"))
         ws_msg_cursor(cn, m, board, apr_time_now());
+    else if (!strcmp(type, "presence"))
+        ws_msg_presence(cn, m, board);
     else
         ws_msg_typing(cn, m, type, board, apr_time_now());
 done:
@@ -218,10 +232,8 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
 {
     (void)id;
     if (kind == RTB_KIND_EPHEMERAL) {
-        /* typing, cursors and one's own comings and goings are not echoed to the
-         * user's sockets: while this socket lives, its user is present */
-        if ((strstr(json, "\"type\":\"user_typing\"") || strstr(json, "\"type\":\"user_joined\"") ||
-             strstr(json, "\"type\":\"user_left\"") ||
+        /* a user's own typing and cursors are not echoed to their sockets */
+        if ((strstr(json, "\"type\":\"user_typing\"") ||
              strstr(json, "\"type\":\"user_stopped_typing\"") ||
              strstr(json, "\"type\":\"cursor\"")) &&
             strstr(json, apr_psprintf(cn->scratch, "\"userId\":\"%s\"", cn->user)))
@@ -335,12 +347,10 @@ static void ws_on_timer(rtb_conn_t *cn, apr_time_t now)
     rtb_ws_state_t *st = cn->tdata;
     rtb_cfg_t *cfg = rtb_cfg(cn->c->base_server);
     apr_time_t next;
-    static apr_time_t last_reap;
 
-    if (now - last_reap >= apr_time_from_sec(1)) {
-        last_reap = now;
-        rtb_presence_reap(cn->c->base_server);
-    }
+    /* the engine's loop does this every pass; a blocking socket's loop does it here */
+    if (cn->blocking)
+        rtb_presence_tick(cn->c->base_server, now);
     if (st->awaiting_pong && now - st->ping_sent_at >= apr_time_from_sec(cfg->ws_ping)) {
         rtb_ws_fail(cn, 1001, "no pong");
         return;
@@ -362,7 +372,7 @@ static void ws_on_timer(rtb_conn_t *cn, apr_time_t now)
     if (st->typing_until && st->typing_until < next)
         next = st->typing_until;
     if (next > now + apr_time_from_sec(1))
-        next = now + apr_time_from_sec(1); /* presence reaping */
+        next = now + apr_time_from_sec(1);
     cn->next_timer = next;
 }
 

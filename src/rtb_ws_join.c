@@ -91,6 +91,13 @@ void rtb_ws_join_finish(rtb_conn_t *cn, rtb_ws_join_t *j)
         rtb_ws_error(cn, "too_many_boards", "leave a board first");
         return;
     }
+    if (rtb_presence_join(cn, j->board) != RTB_PRESENCE_OK) {
+        /* never left out silently: the client is told, the socket stays */
+        rtb_ws_json(cn, json_pack("{s:s,s:s,s:s,s:s}", "type", "error", "code", "presence_full",
+                                  "boardId", j->board, "message",
+                                  "the server's presence table is full; try again later"));
+        return;
+    }
     rtb_ws_json(cn, json_pack("{s:s,s:s,s:I}", "type", "joined", "boardId", j->board, "lastEventId",
                               (json_int_t)(j->rp.reset ? j->rp.last : j->rp.since)));
     if (j->rp.reset)
@@ -101,12 +108,10 @@ void rtb_ws_join_finish(rtb_conn_t *cn, rtb_ws_join_t *j)
     }
     sub = rtb_engine_subscribe(cn, j->board, rtb_replay_position(&j->rp));
     st->njoined++;
-    rtb_presence_join(cn, j->board);
-    /* presence news published before the list is read is in the list; only
-     * what comes after it is passed on */
+    /* diffs published before the snapshot is read are in it (a client skips
+     * those whose version it has); only what comes after it is passed on */
     sub->ephemeral_from = rtb_bus_ring_position();
-    rtb_ws_json(cn, json_pack("{s:s,s:s,s:o}", "type", "presence", "boardId", j->board, "users",
-                              rtb_presence_list(j->board)));
+    rtb_presence_send(cn, j->board, 0);
     /* what went by while the store was read */
     rtb_engine_catch_up(cn, j->start);
 }

@@ -150,7 +150,8 @@ export class BoardPage {
 
   renderPresence() {
     if (!this.alive) return;
-    renderPresence(this.collab.presentUsers(session.me, session.meName), this.collab.enabled);
+    renderPresence(this.collab.presentUsers(session.me, session.meName), this.collab.enabled,
+      this.collab.presentCount(session.me));
   }
 
   updateTitle() {

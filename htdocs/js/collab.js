@@ -1,6 +1,11 @@
 // Collaboration over the WebSocket: who is viewing the board (presence) and who is typing on
 // which card. On other transports it stays quietly off: presence shows only the local user and no
 // typing messages are sent or shown.
+//
+// Presence: the server sends the board's state first (`presence`: version, count and the first page
+// of users), then one `presence_diff` per change window (who entered the first page, who left it, the
+// new count), each naming the version it applies to (`base`). A diff for another version than ours
+// means we missed one: we ask for the state again.
 
 const TYPING_REFRESH_MS = 2000; // resend "typing" this often while the user keeps typing
 const TYPING_IDLE_MS = 3000; // send "stop_typing" after this long without a keystroke
@@ -23,7 +28,9 @@ export class Collab {
     this.onChange = onChange;
     this.getMe = getMe;
     this.enabled = false;
-    this.users = new Map(); // userId -> {userId, name}
+    this.users = new Map(); // userId -> {userId, name}: the first page, in the server's order
+    this.count = 0; // users on the board, the first page or not
+    this.version = null; // the presence version we hold (null: none yet)
     this.names = new Map(); // userId -> display name, remembered even after they leave
     this.typing = new Map(); // taskId -> Map(userId -> {name, until})
     this.mine = null; // {taskId, lastSent, idleTimer}
@@ -50,6 +57,8 @@ export class Collab {
     this.enabled = on;
     if (!on) {
       this.users.clear();
+      this.count = 0;
+      this.version = null;
       this.typing.clear();
       if (this.mine) {
         clearTimeout(this.mine.idleTimer);
@@ -66,28 +75,28 @@ export class Collab {
     const me = this.getMe();
     switch (msg.type) {
       case 'presence': {
+        if (msg.offset) return; // a later page: the header shows the first one only
         this.users.clear();
-        for (const u of Array.isArray(msg.users) ? msg.users : []) {
-          const x = userOf(u);
-          if (x) {
-            this.users.set(x.userId, x);
-            this.rememberName(x.userId, x.name);
-          }
+        this.addUsers(msg.users);
+        this.count = Number(msg.count) || this.users.size;
+        this.version = msg.version ?? null;
+        break;
+      }
+      case 'presence_diff': {
+        if (this.version == null || msg.version <= this.version) return; // in what we hold
+        if (msg.base !== this.version) {
+          // a diff went missing: ask for the whole state again
+          this.version = null;
+          this.send({ type: 'presence', boardId: this.boardId });
+          return;
         }
-        break;
-      }
-      case 'user_joined': {
-        const x = userOf(msg);
-        if (!x) return;
-        this.users.set(x.userId, x);
-        this.rememberName(x.userId, x.name);
-        break;
-      }
-      case 'user_left': {
-        const x = userOf(msg);
-        if (!x) return;
-        this.users.delete(x.userId);
-        for (const m of this.typing.values()) m.delete(x.userId);
+        for (const id of Array.isArray(msg.left) ? msg.left : []) {
+          this.users.delete(String(id));
+          for (const m of this.typing.values()) m.delete(String(id));
+        }
+        this.addUsers(msg.joined);
+        this.count = Number(msg.count) || 0;
+        this.version = msg.version;
         break;
       }
       case 'user_typing': {
@@ -116,6 +125,16 @@ export class Collab {
     this.onChange();
   }
 
+  addUsers(list) {
+    for (const u of Array.isArray(list) ? list : []) {
+      const x = userOf(u);
+      if (x) {
+        this.users.set(x.userId, x);
+        this.rememberName(x.userId, x.name);
+      }
+    }
+  }
+
   expire() {
     const now = Date.now();
     let changed = false;
@@ -131,12 +150,18 @@ export class Collab {
     if (changed) this.onChange();
   }
 
-  /** People viewing the board, the local user first. */
+  /** People viewing the board (the first page), the local user first, in the order they came. */
   presentUsers(meId, meName) {
-    const list = [...this.users.values()];
-    if (meId && !this.users.has(meId)) list.unshift({ userId: meId, name: meName || meId });
-    list.sort((a, b) => (a.userId === meId ? -1 : b.userId === meId ? 1 : a.name.localeCompare(b.name)));
+    const list = [...this.users.values()].filter((u) => u.userId !== meId);
+    if (meId) list.unshift(this.users.get(meId) || { userId: meId, name: meName || meId });
     return list;
+  }
+
+  /** How many people view the board, the local user included. */
+  presentCount(meId) {
+    if (!meId || this.users.has(meId)) return Math.max(this.count, this.users.size);
+    // not on the first page: counted, unless the count is that page (our arrival is on its way)
+    return this.count <= this.users.size ? this.users.size + 1 : this.count;
   }
 
   /** [{userId, name}] typing on a card, without the local user. */

@@ -93,20 +93,32 @@ export function hideBadge() {
 
 // ------------------------------------------------------------------ presence
 
-export function renderPresence(users, enabled) {
+const PRESENCE_AVATARS = 5; // avatars shown; the others are a "+N"
+
+/** users: the first page (the local user first); total: everyone on the board. */
+export function renderPresence(users, enabled, total = users.length) {
   const el = $('presence');
+  const shown = users.slice(0, PRESENCE_AVATARS);
+  const more = Math.max(0, total - shown.length);
   el.hidden = users.length === 0;
   el.dataset.enabled = String(enabled);
+  el.dataset.count = String(total);
   el.title = enabled ? '' : 'Who else is here is shown on WebSocket connections only.';
-  const want = users.map((u) => u.userId).join('\n');
-  if (el.dataset.users === want && el.dataset.names === users.map((u) => u.name).join('\n')) return;
+  el.setAttribute('aria-label', `${total} ${total === 1 ? 'person' : 'people'} viewing this board`);
+  const want = shown.map((u) => u.userId).join('\n') + `\n+${more}`;
+  if (el.dataset.users === want && el.dataset.names === shown.map((u) => u.name).join('\n')) return;
   el.dataset.users = want;
-  el.dataset.names = users.map((u) => u.name).join('\n');
-  el.replaceChildren(...users.map((u) => {
+  el.dataset.names = shown.map((u) => u.name).join('\n');
+  const items = shown.map((u) => {
     const you = u.userId === session.me;
     return h('li', { 'data-user-id': u.userId, 'data-testid': 'presence-user', class: you ? 'is-me' : '' },
       avatar(u.userId, u.name, { size: 'md', label: you ? `${u.name} (you)` : u.name }));
-  }));
+  });
+  if (more > 0) {
+    items.push(h('li', { class: 'presence-more', 'data-testid': 'presence-more', title: `${more} more` },
+      `+${more > 999 ? `${Math.floor(more / 1000)}k` : more}`));
+  }
+  el.replaceChildren(...items);
 }
 
 /** A page that is not a board: no badge, nobody present. */

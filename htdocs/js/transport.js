@@ -37,7 +37,7 @@ export const TRANSPORT_LABELS = {
   poll: 'Polling',
 };
 
-export const EPHEMERAL_TYPES = ['presence', 'user_joined', 'user_left', 'user_typing', 'user_stopped_typing', 'cursor'];
+export const EPHEMERAL_TYPES = ['presence', 'presence_diff', 'user_typing', 'user_stopped_typing', 'cursor'];
 
 const CONNECT_TIMEOUT_MS = 10000;
 const CLIMB_INTERVAL_MS = 60000;

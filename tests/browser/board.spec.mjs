@@ -542,6 +542,63 @@ export async function run() {
       await pageB.locator('#presence [data-user-id="alice"]').waitFor({ state: 'visible', timeout: T.sync });
     }, { needs: live });
 
+    await check('a crowded board shows the first avatars, "+N" and the count, and recovers from a missed diff', async () => {
+      // a third page whose WebSocket passes through a route that adds 120 people to the
+      // presence the server sends (count and first page), so the header must page
+      const FAKE = Array.from({ length: 120 }, (_, i) => ({ userId: `crowd${i}`, name: `Crowd ${i}` }));
+      const asked = [];
+      let toPage = null;
+      const pageC = await openBoard(ctxA, {
+        who: 'alice (crowd)',
+        before: (page) => page.routeWebSocket((u) => LIVE_PATHS.ws.test(u.pathname), (ws) => {
+          const server = ws.connectToServer();
+          toPage = ws;
+          ws.onMessage((m) => {
+            try { if (JSON.parse(m).type === 'presence') asked.push(m); } catch { /* not JSON */ }
+            server.send(m);
+          });
+          server.onMessage((m) => {
+            let msg = null;
+            try { msg = JSON.parse(m); } catch { /* not JSON */ }
+            if (msg && msg.type === 'presence') {
+              msg.users = [...FAKE, ...msg.users];
+              msg.count += FAKE.length;
+              msg.complete = false;
+              return ws.send(JSON.stringify(msg));
+            }
+            if (msg && msg.type === 'presence_diff') {
+              msg.count += FAKE.length;
+              return ws.send(JSON.stringify(msg));
+            }
+            ws.send(m);
+          });
+        }),
+      });
+      pages.push(pageC);
+      await waitBadge(pageC, { state: 'live', transport: 'ws' });
+      // alice and bob are on the board: 122 people, 5 avatars (alice first), "+117"
+      const read = () => pageC.evaluate(() => {
+        const el = document.getElementById('presence');
+        const more = el.querySelector('[data-testid="presence-more"]');
+        return { count: el.dataset.count, avatars: el.querySelectorAll('[data-testid="presence-user"]').length,
+          first: el.querySelector('[data-testid="presence-user"]')?.dataset.userId, more: more ? more.textContent : null };
+      });
+      await waitUntil(async () => { const r = await read(); return r.count === '122' && r.more === '+117' ? r : null; },
+        { timeout: T.sync, what: `122 people as 5 avatars and +117 (last: ${JSON.stringify(await read())})` });
+      const r = await read();
+      assert(r.avatars === 5 && r.first === 'alice', JSON.stringify(r));
+      // a diff that does not follow the version the page holds: it asks for the state again
+      const before = asked.length;
+      toPage.send(JSON.stringify({ type: 'presence_diff', boardId: config.board, base: -5, version: 2 ** 50,
+        count: 1, joined: [], left: [] }));
+      await waitUntil(async () => asked.length > before, { timeout: T.ui, what: 'a presence request after the gap' });
+      assert(JSON.parse(asked[asked.length - 1]).boardId === config.board, asked[asked.length - 1]);
+      await waitUntil(async () => (await read()).count === '122', { timeout: T.sync, what: 'the count again after the new state' });
+      await screenshot(pageC, 'presence-crowd');
+      await pageC.close();
+      pages.splice(pages.indexOf(pageC), 1);
+    }, { needs: live });
+
     let lists = [];
     const listsOk = await check('the board has at least three lists (added through the UI if needed)', async () => {
       lists = await listIds(pageA);

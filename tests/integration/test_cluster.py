@@ -29,7 +29,7 @@ def auth(user):
 
 
 def status(server):
-    return requests.get(server.url("/rtboard-status"), auth=("alice", "alice"),
+    return requests.get(server.url("/rtboard-status"), auth=("admin", "admin"),
                         timeout=10).json()["data"]
 
 

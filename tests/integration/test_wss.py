@@ -92,6 +92,17 @@ async def until(ws, typ, timeout=5.0):
     return out
 
 
+async def present(ws, users, expected, timeout=5.0):
+    """Applies presence diffs to the set `users` until it is `expected`."""
+    deadline = asyncio.get_event_loop().time() + timeout
+    while users != expected:
+        m = await recv(ws, max(0.01, deadline - asyncio.get_event_loop().time()))
+        assert m["type"] == "presence_diff", m
+        users -= set(m["left"])
+        users |= {u["userId"] for u in m["joined"]}
+        assert m["count"] == len(users), m
+
+
 def test_https_uses_the_main_servers_authentication_and_handlers(tls, ctx):
     r = requests.get(https(tls, "/boards"), verify=tls.cert, timeout=10)
     assert r.status_code == 401, r.status_code
@@ -113,22 +124,23 @@ def test_wss_carries_events_presence_typing_and_close(tls, ctx, board):
         await alice.send(json.dumps({"type": "join", "boardId": bid}))
         got = await until(alice, "presence")
         assert got[0] == {"type": "joined", "boardId": bid, "lastEventId": 0}
-        assert [u["userId"] for u in got[-1]["users"]] == ["alice"]
+        seen = {"alice": {u["userId"] for u in got[-1]["users"]}}
+        await present(alice, seen["alice"], {"alice"})
         # bob on TLS as well, joining by message
         bob = await connect(tls, ctx, "/ws", "bob")
         await bob.send(json.dumps({"type": "join", "boardId": bid}))
         got = await until(bob, "presence")
         assert got[0]["type"] == "joined"
-        assert sorted(u["userId"] for u in got[-1]["users"]) == ["alice", "bob"]
-        assert await recv(alice) == {"type": "user_joined", "boardId": bid, "userId": "bob",
-                                     "name": "bob"}
+        seen["bob"] = {u["userId"] for u in got[-1]["users"]}
+        await present(bob, seen["bob"], {"alice", "bob"})
+        await present(alice, seen["alice"], {"alice", "bob"})
         # and carol on plain HTTP, on the same board
         carol = await connect(tls, ctx, "/ws", "carol", secure=False)
         await carol.send(json.dumps({"type": "join", "boardId": bid}))
         got = await until(carol, "presence")
-        assert sorted(u["userId"] for u in got[-1]["users"]) == ["alice", "bob", "carol"]
-        for ws in (alice, bob):
-            assert (await recv(ws))["userId"] == "carol"
+        seen["carol"] = {u["userId"] for u in got[-1]["users"]}
+        for name, ws in (("alice", alice), ("bob", bob), ("carol", carol)):
+            await present(ws, seen[name], {"alice", "bob", "carol"})
 
         t = c.create_task(bid, lists[0], "over tls")
         evs = [await recv(ws) for ws in (alice, bob, carol)]
@@ -153,7 +165,7 @@ def test_wss_carries_events_presence_typing_and_close(tls, ctx, board):
         m = await recv(alice)
         if m["type"] == "user_stopped_typing":
             m = await recv(alice)
-        assert m == {"type": "user_left", "boardId": bid, "userId": "bob", "name": "bob"}, m
+        assert (m["type"], m["left"], m["joined"], m["count"]) == ("presence_diff", ["bob"], [], 2), m
         await alice.close()
         await carol.close()
         assert alice.close_code == 1000

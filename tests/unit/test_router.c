@@ -47,6 +47,7 @@ static const route_case_t routes[] = {
     {"/boards/demo/events", RTB_R_EVENTS, GH, "GET, HEAD", "demo", 0, 0},
     {"/boards/demo/ws", RTB_R_BOARD_WS, GH, "GET, HEAD", "demo", 0, 0},
     {"/boards/demo/ws-ticket", RTB_R_WS_TICKET, RTB_M_POST, "POST", "demo", 0, 0},
+    {"/boards/demo/presence", RTB_R_PRESENCE, GH, "GET, HEAD", "demo", 0, 0},
     {"/events", RTB_R_MULTI_EVENTS, GH, "GET, HEAD", "", 0, 0},
     {"/ws", RTB_R_WS, GH, "GET, HEAD", "", 0, 0},
     {"/tasks", RTB_R_ALIAS_TASKS, RTB_M_POST, "POST", "", 0, 0},
