@@ -102,6 +102,24 @@ static void limits_log_full(server_rec *s)
     }
 }
 
+/*
+ * Locks the table and finds r->user's entry (made when missing). NULL, with
+ * the table unlocked, when the user is not to be limited now (the table is
+ * full of active users, or could not be locked).
+ */
+static rtb_user_limit_t *limits_open(request_rec *r, const rtb_cfg_t *cfg)
+{
+    rtb_user_limit_t *e;
+    if (rtb_bus_limits_lock() != 0)
+        return NULL;
+    e = limits_entry(r->user ? r->user : "anonymous", 1, cfg->board_rate);
+    if (!e) {
+        rtb_bus_limits_unlock();
+        limits_log_full(r->server);
+    }
+    return e;
+}
+
 typedef struct {
     char *user;
 } limits_hold_t;
@@ -137,14 +155,8 @@ int rtb_limits_take_stream(request_rec *r)
     rtb_user_limit_t *e;
     limits_hold_t *hold;
     int k, slot = -1;
-    if (cfg->user_streams <= 0 || rtb_bus_limits_lock() != 0)
+    if (cfg->user_streams <= 0 || !(e = limits_open(r, cfg)))
         return OK;
-    e = limits_entry(user, 1, cfg->board_rate);
-    if (!e) {
-        rtb_bus_limits_unlock();
-        limits_log_full(r->server);
-        return OK;
-    }
     limits_reap(e);
     if (e->streams >= (apr_uint32_t)cfg->user_streams) {
         rtb_bus_limits_unlock();
@@ -175,18 +187,11 @@ int rtb_limits_take_stream(request_rec *r)
 int rtb_limits_take_board(request_rec *r, int *retry_after)
 {
     rtb_cfg_t *cfg = rtb_cfg(r->server);
-    const char *user = r->user ? r->user : "anonymous";
     rtb_user_limit_t *e;
     int rc = OK;
     *retry_after = 0;
-    if (cfg->board_rate <= 0 || rtb_bus_limits_lock() != 0)
+    if (cfg->board_rate <= 0 || !(e = limits_open(r, cfg)))
         return OK;
-    e = limits_entry(user, 1, cfg->board_rate);
-    if (!e) {
-        rtb_bus_limits_unlock();
-        limits_log_full(r->server);
-        return OK;
-    }
     limits_refill(e, cfg->board_rate, apr_time_now());
     if (e->tokens >= 1) {
         e->tokens -= 1;
