@@ -3,6 +3,7 @@
  */
 #include "rtb_bus.h"
 #include "rtb_config.h"
+#include "rtb_ids.h"
 
 #include "http_log.h"
 #include "http_main.h"
@@ -496,10 +497,7 @@ rtb_bus_state_t *rtb_bus_state(void)
 /* The board's entry (created when `create`), NULL when absent or full. Bus lock held. */
 static bus_board_t *bus_board(const char *board, int create)
 {
-    apr_uint32_t h = 2166136261u, i;
-    const char *c;
-    for (c = board; *c; c++)
-        h = (h ^ (unsigned char)*c) * 16777619u;
+    apr_uint32_t h = rtb_ids_hash(RTB_IDS_HASH_SEED, board, strlen(board)), i;
     for (i = 0; i < BUS_BOARDS; i++) {
         bus_board_t *e = &bus_hdr->boards[(h + i) % BUS_BOARDS];
         if (!e->board[0]) {

@@ -53,3 +53,10 @@ int rtb_list_id_valid(const char *s, size_t n)
 {
     return rtb_ids_parse_num(s, n, NULL) == RTB_IDS_OK;
 }
+
+uint32_t rtb_ids_hash(uint32_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * UINT32_C(16777619);
+    return h;
+}

@@ -50,4 +50,14 @@ int rtb_task_id_valid(const char *s, size_t n);
 /* Returns 1 when s[0..n) is a list id (see rtb_ids_parse_num), else 0. */
 int rtb_list_id_valid(const char *s, size_t n);
 
+/* The seed of rtb_ids_hash. */
+#define RTB_IDS_HASH_SEED UINT32_C(2166136261)
+
+/*
+ * FNV-1a of s[0..n), continuing from `h` (RTB_IDS_HASH_SEED to start): the
+ * hash the shared tables (ring, presence, per-user limits, the bus's boards)
+ * index board and user ids by. Cheap; a filter before comparing the bytes.
+ */
+uint32_t rtb_ids_hash(uint32_t h, const char *s, size_t n);
+
 #endif

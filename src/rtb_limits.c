@@ -9,6 +9,7 @@
 #include "rtb_limits.h"
 #include "rtb_bus.h"
 #include "rtb_config.h"
+#include "rtb_ids.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -21,12 +22,11 @@ APLOG_USE_MODULE(rtboard);
 
 static int limits_full_logged;
 
-static apr_uint32_t limits_hash(const char *s)
+/* The user's hash; 0 marks an entry never used. */
+static apr_uint32_t limits_hash(const char *user)
 {
-    apr_uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h ? h : 1; /* 0 marks an entry never used */
+    apr_uint32_t h = rtb_ids_hash(RTB_IDS_HASH_SEED, user, strlen(user));
+    return h ? h : 1;
 }
 
 /* Drops the streams of children that are gone. */

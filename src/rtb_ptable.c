@@ -2,6 +2,7 @@
  * rtb_ptable: the presence table in shared memory. See rtb_ptable.h.
  */
 #include "rtb_ptable.h"
+#include "rtb_ids.h"
 
 #include <string.h>
 
@@ -127,16 +128,9 @@ uint64_t rtb_ptable_due(const rtb_ptable_t *t)
 #define PT_UB(t) ((uint32_t *)((char *)(t) + (t)->ub_off))
 #define PT_BB(t) ((uint32_t *)((char *)(t) + (t)->bb_off))
 
-static uint32_t pt_hash(uint32_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static uint32_t pt_mix(uint32_t a, uint32_t b, uint32_t c)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = RTB_IDS_HASH_SEED;
     h = (h ^ a) * 16777619u;
     h = (h ^ b) * 16777619u;
     h = (h ^ c) * 16777619u;
@@ -145,12 +139,12 @@ static uint32_t pt_mix(uint32_t a, uint32_t b, uint32_t c)
 
 static uint32_t pt_board_slot(const rtb_ptable_t *t, const char *board)
 {
-    return pt_hash(2166136261u, board) & (t->nbuckets - 1);
+    return rtb_ids_hash(RTB_IDS_HASH_SEED, board, strlen(board)) & (t->nbuckets - 1);
 }
 
 static uint32_t pt_user_slot(const rtb_ptable_t *t, uint32_t b, const char *user)
 {
-    return pt_hash(pt_mix(b, 0x75736572u, 0), user) & (t->nbuckets - 1);
+    return rtb_ids_hash(pt_mix(b, 0x75736572u, 0), user, strlen(user)) & (t->nbuckets - 1);
 }
 
 static uint32_t pt_lease_slot(const rtb_ptable_t *t, uint32_t b, uint32_t pid, uint32_t conn)

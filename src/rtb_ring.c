@@ -15,6 +15,7 @@
  * Record gseq lives in index slot gseq % index_slots.
  */
 #include "rtb_ring.h"
+#include "rtb_ids.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -73,17 +74,6 @@ _Static_assert(sizeof(ring_rec_hdr_t) % 8 == 0 && sizeof(ring_slot_t) % 8 == 0,
 static uint64_t ring_align8(uint64_t n)
 {
     return (n + 7u) & ~(uint64_t)7u;
-}
-
-/* FNV-1a over the board id: cheap, and only a filter before memcmp. */
-static uint32_t ring_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
 }
 
 /* strnlen without relying on POSIX feature macros. */
@@ -280,7 +270,7 @@ uint64_t rtb_ring_append(rtb_ring_t *r, const char *board, uint64_t event_id, ui
     slot->pos = start;
     slot->event_id = event_id;
     slot->size = (uint32_t)size;
-    slot->hash = ring_hash(board, blen);
+    slot->hash = rtb_ids_hash(RTB_IDS_HASH_SEED, board, blen);
 
     r->wpos = start + size;
     r->next = gseq + 1;
@@ -346,7 +336,7 @@ int rtb_ring_iter(const rtb_ring_t *r, uint64_t *cursor, const char *board, rtb_
         return RTB_RING_GONE;
     if (board) {
         blen = ring_board_len(board);
-        h = ring_hash(board, blen);
+        h = rtb_ids_hash(RTB_IDS_HASH_SEED, board, blen);
     }
     for (; g < r->next; g++) {
         if (board && !ring_board_matches(r, ring_cslot(r, g), g, board, blen, h))
@@ -369,7 +359,7 @@ uint64_t rtb_ring_find(const rtb_ring_t *r, const char *board, uint64_t event_id
     if (!board)
         return 0;
     blen = ring_board_len(board);
-    h = ring_hash(board, blen);
+    h = rtb_ids_hash(RTB_IDS_HASH_SEED, board, blen);
     for (uint64_t g = r->next; g > r->oldest;) {
         const ring_slot_t *s = ring_cslot(r, --g);
         if (s->event_id == event_id && ring_board_matches(r, s, g, board, blen, h))
@@ -387,7 +377,7 @@ uint64_t rtb_ring_last_id(const rtb_ring_t *r, const char *board)
     if (!board)
         return 0;
     blen = ring_board_len(board);
-    h = ring_hash(board, blen);
+    h = rtb_ids_hash(RTB_IDS_HASH_SEED, board, blen);
     for (uint64_t g = r->oldest; g < r->next; g++) {
         const ring_slot_t *s = ring_cslot(r, g);
         if (s->event_id > best && ring_board_matches(r, s, g, board, blen, h))

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/rtb_ids.c"
 #include "../../src/rtb_ptable.c"
 
 #define WIN 200000u

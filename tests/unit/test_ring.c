@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/rtb_ids.c"
 #include "../../src/rtb_ring.c"
 
 /* Size of a record with a board id of blen bytes and len payload bytes. */
