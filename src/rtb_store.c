@@ -43,7 +43,6 @@ typedef struct {
 
 static const store_stmt_t store_stmts[] = {
     {RTB_SQL_BOARD_GET, "SELECT id, name, created_at, seq FROM boards WHERE id = %s"},
-    {RTB_SQL_BOARDS_ALL, "SELECT id, name, created_at, seq FROM boards ORDER BY created_at, id"},
     /* the boards after a (created_at, id) cursor, in listing order */
     {RTB_SQL_BOARDS_PAGE, "SELECT id, name, created_at, seq FROM boards WHERE (created_at, id) > "
                           "(%s, %s) ORDER BY created_at, id LIMIT %d"},
@@ -90,7 +89,6 @@ static const store_stmt_t store_stmts[] = {
                         "VALUES (%s, %d, %s, %s, %s, %s)"},
     {RTB_SQL_EVENTS_SINCE, "SELECT id, body FROM events WHERE board_id = %s AND id > %d "
                            "ORDER BY id LIMIT %d"},
-    {RTB_SQL_EVENT_MIN, "SELECT COALESCE(MIN(id), 0) FROM events WHERE board_id = %s"},
     {RTB_SQL_EVENT_PRUNE, "DELETE FROM events WHERE board_id = %s AND id <= %d"},
     {RTB_SQL_IDEM_GET, "SELECT fingerprint, status, location, body FROM idempotency "
                        "WHERE user_id = %s AND idem_key = %s"},

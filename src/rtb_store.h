@@ -11,7 +11,6 @@
 #include "mod_dbd.h"
 
 #define RTB_SQL_BOARD_GET "rtb_board_get"
-#define RTB_SQL_BOARDS_ALL "rtb_boards_all"
 #define RTB_SQL_BOARDS_PAGE "rtb_boards_page"
 #define RTB_SQL_BOARD_INS "rtb_board_ins"
 #define RTB_SQL_BOARD_SEQ "rtb_board_seq"
@@ -38,7 +37,6 @@
 #define RTB_SQL_TASK_DEL_LIST "rtb_task_del_list"
 #define RTB_SQL_EVENT_INS "rtb_event_ins"
 #define RTB_SQL_EVENTS_SINCE "rtb_events_since"
-#define RTB_SQL_EVENT_MIN "rtb_event_min"
 #define RTB_SQL_EVENT_PRUNE "rtb_event_prune"
 #define RTB_SQL_IDEM_GET "rtb_idem_get"
 #define RTB_SQL_IDEM_INS "rtb_idem_ins"
@@ -60,7 +58,7 @@ enum {
     RTB_TC__N
 };
 
-/* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_ALL / RTB_SQL_BOARDS_PAGE rows. */
+/* Column order of RTB_SQL_BOARD_GET / RTB_SQL_BOARDS_PAGE rows. */
 enum { RTB_BC_ID, RTB_BC_NAME, RTB_BC_CREATED, RTB_BC_SEQ, RTB_BC__N };
 
 /* One database session of a request or a worker: the handle and a pool. */
