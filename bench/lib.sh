@@ -194,7 +194,8 @@ wait_pids() {
 }
 
 # Writes VAR/htpasswd with alice, bob, carol, admin and user0..user<n-1> (password:
-# the name), SHA1 form, before server.sh would create a smaller one.
+# the name), SHA1 form, before server.sh would create a smaller one, and the
+# same users as VAR/users.dbm (Berkeley DB hash) for USERDB=dbm.
 write_htpasswd() {
     node -e '
 const c = require("crypto"), n = +process.argv[1];
@@ -204,4 +205,11 @@ for (let i = 0; i < n; i++) users.push("user" + i);
 process.stdout.write(users.map(line).join("\n") + "\n");
 ' "$1" >"$VAR/htpasswd"
     chmod 644 "$VAR/htpasswd"
+    rm -f "$VAR/users.dbm"
+    perl -MDB_File -MFcntl -e '
+tie my %db, "DB_File", $ARGV[1], O_RDWR | O_CREAT, 0644, $DB_HASH or die "$ARGV[1]: $!";
+open my $in, "<", $ARGV[0] or die "$ARGV[0]: $!";
+while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $h; }
+untie %db;
+' "$VAR/htpasswd" "$VAR/users.dbm"
 }

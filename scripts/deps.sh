@@ -4,7 +4,7 @@
 set -eu
 run_pkgs="apache2 apache2-dev apache2-utils libjansson-dev libaprutil1-dbd-sqlite3 sqlite3 libpq-dev curl make gcc"
 cluster_pkgs="postgresql libaprutil1-dbd-pgsql"
-test_pkgs="libcmocka-dev clang clang-format cppcheck libclang-rt-14-dev python3-pytest python3-websockets python3-requests python3-prometheus-client chromium wrk openssl valgrind"
+test_pkgs="perl libcmocka-dev clang clang-format cppcheck libclang-rt-14-dev python3-pytest python3-websockets python3-requests python3-prometheus-client chromium wrk openssl valgrind"
 case "${1:-run}" in
 run) pkgs=$run_pkgs ;;
 cluster) pkgs="$run_pkgs $cluster_pkgs" ;;

@@ -10,7 +10,8 @@
 # store), BUSPARAMS (pgsql: conninfo of the LISTEN connection; DBDPARAMS when
 # unset, "none" for no bus), ROLE (node; front: the front Apache of
 # conf/cluster/front.conf.in, spreading requests over NODES, a list of
-# host:port).
+# host:port), USERDB (file: the users in VAR/htpasswd; dbm: in VAR/users.dbm,
+# a Berkeley DB hash, found in constant time however many users it holds).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${VAR:-$here/var}
@@ -39,6 +40,21 @@ dbd_lines() {
         echo "DBDParams \"$VAR/db/rtboard.db\""
         echo "DBDInitSQL \"PRAGMA foreign_keys = ON\""
         echo "DBDInitSQL \"PRAGMA synchronous = NORMAL\""
+    fi
+}
+
+# Where Basic authentication finds the users (mod_authn_file reads the whole
+# file on a cache miss; mod_authn_dbm looks a user up in a hash).
+authn_lines() {
+    if [ "${USERDB:-file}" = dbm ]; then
+        echo "    AuthBasicProvider socache dbm"
+        echo "    AuthnCacheProvideFor dbm"
+        echo "    AuthDBMType db"
+        echo "    AuthDBMUserFile \"$VAR/users.dbm\""
+    else
+        echo "    AuthBasicProvider socache file"
+        echo "    AuthnCacheProvideFor file"
+        echo "    AuthUserFile \"$VAR/htpasswd\""
     fi
 }
 
@@ -86,7 +102,9 @@ Group www-data"
         -e "s|@RINGSIZE@|${RINGSIZE:-16M}|g" -e "s|@RINGSLOTS@|${RINGSLOTS:-16384}|g" \
         -e "s|@USERSTREAMS@|${USERSTREAMS:-100}|g" -e "s|@BOARDRATE@|${BOARDRATE:-60}|g" \
         "$here/conf/httpd-dev.conf.in" |
-        awk -v u="$user_line" -v d="$(dbd_lines)" '{ if ($0 == "@USER@") print u; else if ($0 == "@DBD@") print d; else print }' \
+        awk -v u="$user_line" -v d="$(dbd_lines)" -v a="$(authn_lines)" \
+            '{ if ($0 == "@USER@") print u; else if ($0 == "@DBD@") print d;
+               else if ($0 == "@AUTHN@") print a; else print }' \
         > "$VAR/httpd.conf"
     # demo users, bcrypt hashes (password: the user's name); a file that is
     # there already is kept as it is

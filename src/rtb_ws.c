@@ -16,6 +16,10 @@
 #include "http_log.h"
 #include "util_filter.h"
 #include "apr_strings.h"
+#include "apr_portable.h"
+
+#include <errno.h>
+#include <sys/socket.h>
 
 APLOG_USE_MODULE(rtboard);
 
@@ -254,10 +258,61 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
     }
 }
 
-static void ws_on_readable(rtb_conn_t *cn)
+/* Whether nothing but Apache's core (and mod_logio's byte count) reads the connection. */
+static int ws_plain_input(const conn_rec *c)
+{
+    const ap_filter_t *f;
+    for (f = c->input_filters; f; f = f->next)
+        if (f->frec != ap_core_input_filter_handle &&
+            strcasecmp(f->frec->name, "log_input_output") != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * Reads what the socket holds, up to *len bytes, into buf: APR_SUCCESS with
+ * *len > 0, APR_EAGAIN, or an error (APR_EOF when the peer closed). Through
+ * the connection's filters (TLS, ...), except on a plain connection once
+ * the core's filter has given back everything it held: then straight from
+ * the socket. The filter's read takes a fresh 8 KB block from the
+ * connection's allocator each time, and a stream's allocator keeps no free
+ * block (rtb_engine_hand_off), so every message read would map a block and
+ * unmap it again, and each unmapping stops every core running the child.
+ */
+static apr_status_t ws_read(rtb_conn_t *cn, unsigned char *buf, apr_size_t *len)
 {
     rtb_ws_state_t *st = cn->tdata;
     apr_bucket_brigade *bb = cn->ibb;
+    apr_status_t rv;
+    if (st->direct_read) {
+        apr_os_sock_t fd;
+        ssize_t n;
+        apr_os_sock_get(&fd, ap_get_conn_socket(cn->c));
+        do
+            n = recv(fd, buf, *len, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            *len = (apr_size_t)n;
+            return APR_SUCCESS;
+        }
+        if (n == 0)
+            return APR_EOF;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_EAGAIN : APR_FROM_OS_ERROR(errno);
+    }
+    rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, *len);
+    if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
+        rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
+    if (rv == APR_SUCCESS)
+        rv = apr_brigade_flatten(bb, (char *)buf, len);
+    apr_brigade_cleanup(bb);
+    if (APR_STATUS_IS_EAGAIN(rv) && ws_plain_input(cn->c))
+        st->direct_read = 1; /* the core's filter holds nothing more */
+    return rv;
+}
+
+static void ws_on_readable(rtb_conn_t *cn)
+{
+    rtb_ws_state_t *st = cn->tdata;
     unsigned char *buf = malloc(WS_READ_CHUNK);
     rtb_cfg_t *cfg = rtb_cfg(cn->c->base_server);
     int rounds = 0;
@@ -267,10 +322,7 @@ static void ws_on_readable(rtb_conn_t *cn)
         return;
     while (!cn->closing && rounds++ < 16) {
         apr_size_t len = WS_READ_CHUNK, off = 0;
-        rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
-                            WS_READ_CHUNK);
-        if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
-            rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
+        rv = ws_read(cn, buf, &len);
         if (rv != APR_SUCCESS) {
             if (!APR_STATUS_IS_EAGAIN(rv)) {
                 cn->c->aborted = 1;
@@ -278,8 +330,6 @@ static void ws_on_readable(rtb_conn_t *cn)
             }
             break;
         }
-        apr_brigade_flatten(bb, (char *)buf, &len);
-        apr_brigade_cleanup(bb);
         while (off < len && !cn->closing) {
             rtb_ws_event_t ev;
             size_t used = 0;

@@ -12,6 +12,61 @@
 #include "http_request.h"
 #include "apr_strings.h"
 
+#include <pthread.h>
+
+/*
+ * A join's pool has an allocator of its own (the worker that decides the
+ * join must not share the connection's). Apache's allocators map every
+ * block they hand out and unmap it when they are destroyed, and unmapping
+ * costs a TLB flush on every core running the child's threads: a join
+ * storm spent more time there than in the joins. So a finished join's pool
+ * is cleared and kept for the next one (its allocator keeping a few blocks
+ * free), up to JOIN_POOLS_KEPT per child.
+ */
+#define JOIN_POOLS_KEPT 32
+#define JOIN_POOL_MAX_FREE (32 * 1024)
+
+static struct {
+    pthread_mutex_t lock;
+    apr_pool_t *kept[JOIN_POOLS_KEPT];
+    int n;
+} join_pools = {PTHREAD_MUTEX_INITIALIZER, {NULL}, 0};
+
+static apr_pool_t *join_pool_take(void)
+{
+    apr_pool_t *p = NULL;
+    apr_allocator_t *alloc;
+    pthread_mutex_lock(&join_pools.lock);
+    if (join_pools.n)
+        p = join_pools.kept[--join_pools.n];
+    pthread_mutex_unlock(&join_pools.lock);
+    if (p)
+        return p;
+    if (apr_allocator_create(&alloc) != APR_SUCCESS)
+        return NULL;
+    apr_allocator_max_free_set(alloc, JOIN_POOL_MAX_FREE);
+    if (apr_pool_create_ex(&p, NULL, NULL, alloc) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return NULL;
+    }
+    apr_allocator_owner_set(alloc, p);
+    return p;
+}
+
+/* Clears the pool (its cleanups run now) and keeps it, or destroys it. */
+static void join_pool_give(apr_pool_t *p)
+{
+    apr_pool_clear(p);
+    pthread_mutex_lock(&join_pools.lock);
+    if (join_pools.n < JOIN_POOLS_KEPT) {
+        join_pools.kept[join_pools.n++] = p;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&join_pools.lock);
+    if (p)
+        apr_pool_destroy(p);
+}
+
 /*
  * What a join's subrequest needs of the upgrade request. The request itself
  * is logged and freed once the socket is on the loop, so this copy is all
@@ -120,7 +175,7 @@ static void join_done(void *data)
 {
     rtb_ws_join_t *j = data;
     rtb_ws_join_finish(j->cn, j);
-    apr_pool_destroy(j->pool);
+    join_pool_give(j->pool);
 }
 
 static apr_size_t join_table_size(const apr_table_t *t)
@@ -276,13 +331,12 @@ static request_rec *join_origin_request(apr_pool_t *p, rtb_conn_t *cn)
 
 void rtb_ws_join(rtb_conn_t *cn, const char *board, long long since)
 {
-    apr_pool_t *p;
+    apr_pool_t *p = join_pool_take();
     rtb_ws_join_t *j;
-    apr_allocator_t *alloc;
-    /* its own allocator: the worker must not share the connection's */
-    apr_allocator_create(&alloc);
-    apr_pool_create_ex(&p, NULL, NULL, alloc);
-    apr_allocator_owner_set(alloc, p);
+    if (!p) {
+        rtb_ws_fail(cn, 1011, "internal error");
+        return;
+    }
     j = apr_pcalloc(p, sizeof(*j));
     j->cn = cn;
     j->pool = p;
@@ -297,12 +351,12 @@ void rtb_ws_join(rtb_conn_t *cn, const char *board, long long since)
         j->r->pool = p;
         j->r->main = NULL;
     } else {
-        apr_pool_destroy(p);
+        join_pool_give(p);
         rtb_ws_fail(cn, 1011, "internal error");
         return;
     }
     if (rtb_engine_defer(cn, join_work, join_done, j) < 0) {
-        apr_pool_destroy(p);
+        join_pool_give(p);
         rtb_ws_fail(cn, 1011, "internal error");
     }
 }
