@@ -13,6 +13,8 @@ import asyncio
 import base64
 import http.client
 import json
+import os
+import subprocess
 import threading
 import time
 import uuid
@@ -482,8 +484,9 @@ async def typing_when_node_ends(watcher, typist, bid, user, end):
     assert took <= GONE_WITHIN
 
 
-def test_presence_typing_and_cursors_cross_nodes(two_nodes):
-    n1, n2 = two_nodes
+def test_presence_typing_and_cursors_cross_nodes(servers, pg):
+    # nodes of its own: test_postgres_restart stops the module's
+    n1, n2 = start_nodes(servers, pg.new_database())
     bid = n1.client("alice").create_board(unique("cp"))["id"]
 
     async def scenario():
@@ -564,5 +567,71 @@ def test_users_of_a_node_killed_or_stopped_leave_and_a_new_node_sees_those_prese
         await alice.close()
         await bob.close()
         await carol.close()
+
+    asyncio.run(scenario())
+
+
+def more_users(server):
+    """The demo users plus p1..p9 (scripts/server.sh keeps an existing file)."""
+    path = os.path.join(server.var, "htpasswd")
+    for i, u in enumerate(["alice", "bob", "carol", "admin"] + ["p%d" % k for k in range(1, 10)]):
+        p = subprocess.run(["htpasswd", "-b", "-B", "-C", "4"] + (["-c"] if i == 0 else [])
+                           + [path, u, u], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert p.returncode == 0, p.stdout
+
+
+def remote_users(server):
+    try:
+        return status(server)["bus"]["remoteUsers"]
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+
+
+def test_presence_through_the_front_when_a_node_stops_then_dies(servers, pg):
+    """Users joined through the front stay in the presence of a user on node
+    1 while node 2 stops gracefully, comes back and is then killed with
+    kill -9 of its process group: node 2's users leave node 1's table within
+    15 s each time, and, reconnected through the front to node 1, every user
+    is present once."""
+    nodes = start_nodes(servers, pg.new_database(), prepare=more_users)
+    n1, n2 = nodes
+    front = start_front(servers, nodes)
+    bid = front.client("alice").create_board(unique("cf"))["id"]
+    everyone = {"alice"}
+
+    async def scenario():
+        watcher = await connect(n1)
+        await join(watcher, bid)
+        clients = []
+
+        async def more(names):
+            clients.extend(WSClient(front, bid, user=u, reconnect=True) for u in names)
+            everyone.update(names)
+            await settle(watcher, bid, everyone, 20)
+
+        def node2_users_gone(end):
+            end()
+            wait_until(lambda: remote_users(n1) == 0, GONE_WITHIN,
+                       "node 2's users to leave node 1's table")
+
+        await more(["p%d" % k for k in range(1, 7)])
+        assert remote_users(n1) > 0, "no client went to node 2"
+        await in_thread(node2_users_gone, n2.stop)
+        # they came back through the front, to node 1: each present once
+        await settle(watcher, bid, everyone, 20)
+        wait_until(lambda: presence_count(n1, bid) == len(everyone), 10, "the count on node 1")
+
+        await in_thread(lambda: n2.start() and wait_until(lambda: bus_up(n2), 20, "node 2's bus"))
+        # the least busy node takes the next ones: node 2, back
+        await more(["p7", "p8", "p9"])
+        wait_until(lambda: remote_users(n1), 10, "users on node 2 again")
+        wait_until(lambda: presence_count(n2, bid) == len(everyone), 10, "the count on node 2")
+        await in_thread(node2_users_gone, n2.kill9)
+        await settle(watcher, bid, everyone, 20)
+        assert presence_count(n1, bid) == len(everyone)
+        close_all(clients)
+        assert any(c.connects >= 2 for c in clients[:6]), "the stop cut no client"
+        assert any(c.connects >= 2 for c in clients[6:]), "the kill cut no client"
+        await watcher.close()
 
     asyncio.run(scenario())
