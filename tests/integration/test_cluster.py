@@ -24,7 +24,7 @@ import requests
 import websockets
 
 from harness import Client, Postgres, assert_error, unique, wait_until
-from test_ws import VIEWS, connect, join, recv, recv_until, settle
+from test_ws import VIEWS, connect, holder_pid, join, recv, settle
 
 NODE = {"CHILDREN": 2, "THREADS": 25, "HEARTBEAT": 2}
 
@@ -473,6 +473,43 @@ async def alice_and_bob_apart(n1, n2, bid):
     return alice, bob
 
 
+def takeover(n1, n2):
+    """The child of node 2 holding its LISTEN connection is killed (-9): another
+    child of node 2 takes over and says hello; presence is rebuilt with no
+    user announced as gone, and typing and arrivals cross again both ways."""
+    bid = n1.client("alice").create_board(unique("ct"))["id"]
+
+    async def scenario():
+        alice = await connect(n1)
+        await join(alice, bid)
+        listener = status(n2)["bus"]["listener"]
+        for _ in range(40):  # bob's socket in a child of node 2 that stays
+            bob = await connect(n2, user="bob")
+            if holder_pid(n2, bob.local_address[1]) != listener:
+                break
+            await bob.close()
+        await join(bob, bid)
+        await settle(alice, bid, {"alice", "bob"}, 10)
+        await settle(bob, bid, {"alice", "bob"}, 10)
+
+        os.kill(listener, 9)
+        wait_until(lambda: status(n2)["bus"]["listener"] not in (0, listener)
+                   and bus_up(n2), 10, "another child of node 2 to take the LISTEN over")
+        # the whole lists were sent again: nobody left, on either side
+        with pytest.raises(asyncio.TimeoutError):
+            m = await asyncio.wait_for(alice.recv(), 2)
+            raise AssertionError("alice got %s after the takeover" % m)
+        await bob.send(json.dumps({"type": "typing", "boardId": bid, "taskId": 2}))
+        assert (await recv(alice))["type"] == "user_typing"
+        carol = await connect(n1, user="carol")
+        await join(carol, bid)
+        await settle(bob, bid, {"alice", "bob", "carol"}, 10)
+        for ws in (alice, bob, carol):
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
 async def typing_when_node_ends(watcher, typist, bid, user, end):
     """`user` types on its socket `typist`; `end()` stops or kills its node:
     `watcher`, on another node, sees the user leave and the typing end within
@@ -530,6 +567,7 @@ def test_presence_typing_and_cursors_cross_nodes(servers, pg):
                    "the board to be empty on both nodes")
 
     asyncio.run(scenario())
+    takeover(n1, n2)
     for node in (n1, n2):
         bus = status(node)["bus"]
         assert len(bus["node"]) == 16 and len(bus["nodes"]) == 1, bus
