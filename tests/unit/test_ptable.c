@@ -307,9 +307,12 @@ static void test_mark_and_sweep_replace_a_nodes_users(void **state)
     assert_int_equal(v.diffs, 2);
     /* the node dies: reaped like a process */
     assert_int_equal(rtb_ptable_owners(t, pids, 4), 2);
+    assert_int_equal(rtb_ptable_owner_leases(t, NODE_X), 2);
+    assert_int_equal(rtb_ptable_owner_leases(t, 100), 1);
     assert_int_equal(rtb_ptable_reap(t, NODE_X, 5 * WIN, WIN, NULL, NULL), 2);
     assert_int_equal(rtb_ptable_owners(t, pids, 4), 1);
     assert_int_equal(pids[0], 100);
+    assert_int_equal(rtb_ptable_owner_leases(t, NODE_X), 0);
     rtb_ptable_flush(t, 6 * WIN, 8, scratch, view_apply, &v);
     view_check(t, "b", &v, 8);
     assert_int_equal(v.count, 1);
