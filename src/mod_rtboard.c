@@ -12,7 +12,8 @@
  *   SSE             rtb_eventsource   long polling     rtb_longpoll
  *   WebSocket       rtb_ws_upgrade, rtb_ws, rtb_ws_join, rtb_ws_conn,
  *                   rtb_presence, rtb_ticket
- *   limits          rtb_limits        bus between nodes rtb_listen
+ *   limits          rtb_limits        bus between nodes rtb_listen,
+ *                                                      rtb_peers
  *   pure            rtb_router, rtb_json, rtb_ids, rtb_sse, rtb_ring,
  *                   rtb_ptable, rtb_ws_codec
  */

@@ -12,6 +12,7 @@
 #include "apr_shm.h"
 #include "apr_atomic.h"
 #include "apr_strings.h"
+#include "apr_general.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -93,18 +94,24 @@ static apr_size_t bus_ring_offset(void)
 /*
  * Presence leases the server holds: RTBoardPresenceSlots, or by default one
  * per stream a child's engine holds times the most children the MPM runs
- * (a board and user per lease at most), within what the table allows.
+ * (a board and user per lease at most), twice that with RTBoardBus (the
+ * other nodes' users), within what the table allows.
  */
 static apr_uint32_t bus_presence_slots(const rtb_cfg_t *cfg)
 {
     int daemons = 0;
-    apr_uint64_t n = (apr_uint64_t)cfg->presence_slots;
+    apr_uint64_t n = (apr_uint64_t)cfg->presence_slots, most = 1u << 20;
     if (!n) {
         if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS || daemons < 1)
             daemons = 16;
         n = (apr_uint64_t)cfg->max_streams * (apr_uint64_t)daemons;
-        if (n > (1u << 20))
-            n = 1u << 20;
+        if (cfg->bus) {
+            /* as many again for the users of the other nodes (a lease per node and user) */
+            n *= 2;
+            most *= 2;
+        }
+        if (n > most)
+            n = most;
     }
     if (n < 1)
         n = 1;
@@ -153,6 +160,11 @@ int rtb_bus_post_config(apr_pool_t *pconf, server_rec *s)
         bus_hdr = base;
         bus_hdr->magic = BUS_MAGIC;
         bus_hdr->layout = (apr_uint32_t)sizeof(bus_hdr_t);
+        /* the node's id for its lifetime (graceful restarts keep the segment) */
+        if (apr_generate_random_bytes((unsigned char *)&bus_hdr->bus.node,
+                                      sizeof(bus_hdr->bus.node)) != APR_SUCCESS ||
+            !bus_hdr->bus.node)
+            bus_hdr->bus.node = ((apr_uint64_t)apr_time_now() << 20) ^ (apr_uint64_t)getpid() ^ 1;
         if (!rtb_ring_format((char *)base + bus_ring_offset(), ring_size, cfg->ring_bytes,
                              (uint32_t)cfg->ring_slots)) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RTB0013: could not format the ring");

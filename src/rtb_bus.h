@@ -84,6 +84,14 @@ typedef struct {
 enum { RTB_KIND_EVENT = 0, RTB_KIND_EPHEMERAL = 1 };
 
 /*
+ * The id of an ephemeral record (which has no event id): 0 when it was made
+ * on this node (a socket's typing or cursor, a dead child's typing ended),
+ * RTB_EPHEMERAL_REMOTE when it came from another node or speaks for one
+ * (rtb_peers): only the first kind is forwarded to other nodes.
+ */
+#define RTB_EPHEMERAL_REMOTE 1
+
+/*
  * The per-user table (rtb_limits), under a lock of its own (not the bus
  * lock, so ring appends never wait behind it): 0, or an errno.
  */
@@ -159,13 +167,29 @@ apr_uint32_t rtb_bus_wake_value(void);
 void rtb_bus_wake_sleepers(void);
 
 /*
+ * Several nodes: another node this one hears on the presence channel
+ * (rtb_peers), kept with the bus state so that a child taking the LISTEN
+ * connection over, or a graceful restart, finds it.
+ */
+#define RTB_BUS_NODES 64
+typedef struct {
+    volatile apr_uint64_t id;     /* its node id, 0 = free */
+    volatile apr_uint32_t owner;  /* its pseudo owner in the presence table (RTB_PTABLE_REMOTE) */
+    volatile apr_uint32_t synced; /* its whole list was heard since it was (re)found */
+    volatile apr_time_t heard;    /* its last message */
+} rtb_bus_node_t;
+
+/*
  * Several nodes (RTBoardBus): the state of this node's LISTEN connection,
  * written by the child that runs it (rtb_listen), read by status pages.
  */
 typedef struct {
-    volatile apr_uint32_t pid;    /* the child holding the LISTEN connection, 0 = none */
-    volatile apr_uint32_t up;     /* 1 while it is connected and caught up */
-    volatile apr_uint32_t primed; /* every board's last id is known (first connection) */
+    volatile apr_uint64_t node;          /* this node's id: random, made once per server start */
+    volatile apr_uint64_t forwarded;     /* the next ring record rtb_peers looks at (0: none yet) */
+    rtb_bus_node_t nodes[RTB_BUS_NODES]; /* the other nodes heard (rtb_peers) */
+    volatile apr_uint32_t pid;           /* the child holding the LISTEN connection, 0 = none */
+    volatile apr_uint32_t up;            /* 1 while it is connected and caught up */
+    volatile apr_uint32_t primed;        /* every board's last id is known (first connection) */
     volatile apr_uint32_t pad;
     volatile apr_uint64_t notifications; /* events heard */
     volatile apr_uint64_t healed;        /* events read from the table instead */

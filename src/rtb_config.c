@@ -223,7 +223,8 @@ const command_rec rtb_config_cmds[] = {
                   "long-lived connections one child holds (default 20000)"),
     INT_DIRECTIVE("RTBoardPresenceSlots", presence_slots,
                   "presence leases (one per socket and board) the server holds "
-                  "(default RTBoardMaxStreams x the most children)"),
+                  "(default RTBoardMaxStreams x the most children, twice that with "
+                  "RTBoardBus)"),
     INT_DIRECTIVE("RTBoardPresencePage", presence_page,
                   "users in a presence page; bigger boards send a count and the first page "
                   "(default 100)"),

@@ -60,3 +60,11 @@ uint32_t rtb_ids_hash(uint32_t h, const char *s, size_t n)
         h = (h ^ (unsigned char)s[i]) * UINT32_C(16777619);
     return h;
 }
+
+uint64_t rtb_ids_hash64(const char *s, size_t n)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * UINT64_C(1099511628211);
+    return h;
+}

@@ -60,4 +60,10 @@ int rtb_list_id_valid(const char *s, size_t n);
  */
 uint32_t rtb_ids_hash(uint32_t h, const char *s, size_t n);
 
+/*
+ * 64-bit FNV-1a of s[0..n): a key standing for a user id where a 32-bit
+ * one would collide too easily (the presence lease of another node's user).
+ */
+uint64_t rtb_ids_hash64(const char *s, size_t n);
+
 #endif

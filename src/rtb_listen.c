@@ -5,6 +5,7 @@
 #include "rtb_listen.h"
 #include "rtb_bus.h"
 #include "rtb_config.h"
+#include "rtb_peers.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -21,6 +22,7 @@
 APLOG_USE_MODULE(rtboard);
 
 #define LISTEN_NAP_MS 250    /* a waiting child looks at the slot this often */
+#define LISTEN_PASS_MS 50    /* the LISTENing child's passes (presence, typing, cursors) */
 #define LISTEN_RETRY_MS 500  /* between connection attempts while PostgreSQL is away */
 #define LISTEN_FILL_PAGE 500 /* events read per query while healing */
 
@@ -232,7 +234,7 @@ static int listen_open(rtb_bus_state_t *st)
         return -1;
     }
     PQclear(res);
-    if (listen_heal(st) < 0) {
+    if (listen_heal(st) < 0 || rtb_peers_open(lis.pg) < 0) {
         listen_drop(st, listen_error());
         return -1;
     }
@@ -247,7 +249,11 @@ static int listen_open(rtb_bus_state_t *st)
     return 0;
 }
 
-/* Waits for notifications (a quarter second at most, to see `stop`) and handles them. */
+/*
+ * Waits for notifications (LISTEN_PASS_MS at most, to see `stop` and to
+ * forward this node's presence news), handles them, then makes a pass of
+ * rtb_peers.
+ */
 static void listen_pump(rtb_bus_state_t *st)
 {
     struct pollfd pfd;
@@ -255,16 +261,22 @@ static void listen_pump(rtb_bus_state_t *st)
     pfd.fd = PQsocket(lis.pg);
     pfd.events = POLLIN;
     pfd.revents = 0;
-    if (poll(&pfd, 1, LISTEN_NAP_MS) > 0 && !PQconsumeInput(lis.pg)) {
+    if (poll(&pfd, 1, LISTEN_PASS_MS) > 0 && !PQconsumeInput(lis.pg)) {
         listen_drop(st, listen_error());
         return;
     }
     while (lis.pg && (nt = PQnotifies(lis.pg)) != NULL) {
-        int rv = listen_handle(st, nt);
+        int rv = 0;
+        if (!strcmp(nt->relname, RTB_PEERS_CHANNEL))
+            rtb_peers_handle(nt->extra);
+        else
+            rv = listen_handle(st, nt);
         PQfreemem(nt);
         if (rv < 0)
             listen_drop(st, listen_error());
     }
+    if (lis.pg && rtb_peers_tick(lis.pg) < 0)
+        listen_drop(st, listen_error());
 }
 
 static void *APR_THREAD_FUNC listen_thread(apr_thread_t *thd, void *data)
@@ -318,6 +330,7 @@ void rtb_listen_child_init(apr_pool_t *pchild, server_rec *s)
     lis.s = s;
     lis.conninfo = cfg->bus;
     lis.me = (apr_uint32_t)getpid();
+    rtb_peers_child_init(pchild, s);
     rv = apr_thread_create(&lis.thd, NULL, listen_thread, NULL, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "RTB0206: cannot start the listener thread");
@@ -340,5 +353,7 @@ json_t *rtb_listen_status_json(server_rec *s)
                   "reconnects", (json_int_t)st->reconnects);
     if (!st->up && st->error[0])
         json_object_set_new(j, "error", json_string(st->error));
+    if (j)
+        rtb_peers_status(s, j);
     return j;
 }

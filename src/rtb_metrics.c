@@ -114,7 +114,9 @@ int rtb_metrics_handler(request_rec *r)
                 "Write transactions run (each commits a batch of changes).", t.counters.batches);
     metrics_histogram(r, &t.counters);
     metrics_one(r, "presence_leases", "gauge",
-                "Presence entries in use (a user's open WebSocket on a board).", t.presence_leases);
+                "Presence entries in use (a user's open WebSocket on a board, or a user "
+                "of another node on a board).",
+                t.presence_leases);
     metrics_one(r, "database_errors_total", "counter",
                 "Database operations that failed (no connection, statement, transaction).",
                 t.counters.db_errors);

@@ -4,6 +4,7 @@
 #include "rtb_presence.h"
 #include "rtb_config.h"
 #include "rtb_ws_conn.h"
+#include "rtb_ids.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -64,17 +65,9 @@ static apr_uint64_t presence_window_for(server_rec *s, const rtb_ptable_t *t, co
     return big > w ? big : w;
 }
 
-/* Takes a lease; the table being full is told to the caller and logged once. */
-int rtb_presence_join(rtb_conn_t *cn, const char *board)
+/* After a join: the table being full is told to the caller and logged once a run. */
+static int presence_joined(server_rec *s, const rtb_ptable_t *t, int rc)
 {
-    rtb_ptable_t *t = rtb_bus_ptable();
-    server_rec *s = cn->c->base_server;
-    int rc;
-    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
-        return RTB_PRESENCE_FULL;
-    rc = rtb_ptable_join(t, board, cn->user, cn->name, (apr_uint32_t)getpid(), cn->id,
-                         (apr_uint64_t)apr_time_now(), presence_window_for(s, t, board));
-    rtb_bus_presence_unlock();
     if (rc == RTB_PT_FULL) {
         if (!pres.full_logged) {
             pres.full_logged = 1;
@@ -87,6 +80,20 @@ int rtb_presence_join(rtb_conn_t *cn, const char *board)
     }
     pres.full_logged = 0;
     return RTB_PRESENCE_OK;
+}
+
+/* Takes a lease; the table being full is told to the caller and logged once. */
+int rtb_presence_join(rtb_conn_t *cn, const char *board)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    server_rec *s = cn->c->base_server;
+    int rc;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return RTB_PRESENCE_FULL;
+    rc = rtb_ptable_join(t, board, cn->user, cn->name, (apr_uint32_t)getpid(), cn->id,
+                         (apr_uint64_t)apr_time_now(), presence_window_for(s, t, board));
+    rtb_bus_presence_unlock();
+    return presence_joined(s, t, rc);
 }
 
 void rtb_presence_leave(rtb_conn_t *cn, const char *board)
@@ -272,18 +279,43 @@ static void presence_on_typing(void *arg, const char *board, const char *user, c
     *head = e;
 }
 
+/*
+ * Publishes user_stopped_typing for each typing indicator of `list` (freed),
+ * marked as come from another node when `origin` is RTB_EPHEMERAL_REMOTE
+ * (the typing was that node's: no node forwards its end).
+ */
+static void presence_end_typing(server_rec *s, presence_typing_t *list, apr_uint64_t origin)
+{
+    presence_typing_t *e;
+    while ((e = list) != NULL) {
+        json_t *j =
+            json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing", "boardId", e->board,
+                      "taskId", (json_int_t)e->task, "userId", e->user, "name", e->name);
+        char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (js) {
+            rtb_bus_publish(s, e->board, origin, RTB_KIND_EPHEMERAL, js, strlen(js));
+            free(js);
+        }
+        list = e->next;
+        free(e);
+    }
+}
+
 /* Leases of children that died: given back; their typing ends now. */
 static void presence_reap(server_rec *s, rtb_ptable_t *t, apr_time_t now)
 {
     apr_uint32_t pids[RTB_PTABLE_OWNERS], me = (apr_uint32_t)getpid();
-    presence_typing_t *typing = NULL, *e;
+    presence_typing_t *typing = NULL;
     int n, i;
     if (rtb_bus_presence_lock(s) != APR_SUCCESS)
         return;
     n = rtb_ptable_owners(t, pids, RTB_PTABLE_OWNERS);
     rtb_bus_presence_unlock();
     for (i = 0; i < n; i++) {
-        if (pids[i] == me || !(kill((pid_t)pids[i], 0) < 0 && errno == ESRCH))
+        /* other nodes' pseudo owners are no processes: rtb_peers reaps them */
+        if (pids[i] == me || (pids[i] & RTB_PTABLE_REMOTE) ||
+            !(kill((pid_t)pids[i], 0) < 0 && errno == ESRCH))
             continue;
         if (rtb_bus_presence_lock(s) != APR_SUCCESS)
             return;
@@ -293,19 +325,7 @@ static void presence_reap(server_rec *s, rtb_ptable_t *t, apr_time_t now)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "RTB0077: presence leases of process %u (gone) given back", (unsigned)pids[i]);
     }
-    while ((e = typing) != NULL) {
-        json_t *j =
-            json_pack("{s:s,s:s,s:I,s:s,s:s}", "type", "user_stopped_typing", "boardId", e->board,
-                      "taskId", (json_int_t)e->task, "userId", e->user, "name", e->name);
-        char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (js) {
-            rtb_bus_publish(s, e->board, 0, RTB_KIND_EPHEMERAL, js, strlen(js));
-            free(js);
-        }
-        typing = e->next;
-        free(e);
-    }
+    presence_end_typing(s, typing, 0);
 }
 
 void rtb_presence_tick(server_rec *s, apr_time_t now)
@@ -327,4 +347,104 @@ void rtb_presence_tick(server_rec *s, apr_time_t now)
         rtb_bus_presence_unlock();
         free(scratch);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* users of other nodes                                                 */
+
+/* The lease key of another node's user: one lease per user and node. */
+static apr_uint64_t presence_remote_key(const char *user)
+{
+    return rtb_ids_hash64(user, strlen(user));
+}
+
+int rtb_presence_remote_join(server_rec *s, apr_uint32_t owner, const char *board, const char *user,
+                             const char *name)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    int rc;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return RTB_PRESENCE_FULL;
+    rc = rtb_ptable_join(t, board, user, name, owner, presence_remote_key(user),
+                         (apr_uint64_t)apr_time_now(), presence_window_for(s, t, board));
+    rtb_bus_presence_unlock();
+    return presence_joined(s, t, rc);
+}
+
+void rtb_presence_remote_leave(server_rec *s, apr_uint32_t owner, const char *board,
+                               const char *user, const char *name)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    presence_typing_t *typing = NULL;
+    apr_int64_t task = 0;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return;
+    if (rtb_ptable_leave(t, board, owner, presence_remote_key(user), (apr_uint64_t)apr_time_now(),
+                         presence_window_for(s, t, board), &task) == RTB_PT_OK &&
+        task)
+        presence_on_typing(&typing, board, user, name, task);
+    rtb_bus_presence_unlock();
+    presence_end_typing(s, typing, RTB_EPHEMERAL_REMOTE);
+}
+
+void rtb_presence_remote_typing(server_rec *s, apr_uint32_t owner, const char *board,
+                                const char *user, apr_int64_t task)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return;
+    rtb_ptable_set_typing(t, board, owner, presence_remote_key(user), task);
+    rtb_bus_presence_unlock();
+}
+
+void rtb_presence_remote_mark(server_rec *s, apr_uint32_t owner)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return;
+    rtb_ptable_mark(t, owner);
+    rtb_bus_presence_unlock();
+}
+
+apr_uint32_t rtb_presence_remote_drop(server_rec *s, apr_uint32_t owner, int all)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    presence_typing_t *typing = NULL;
+    apr_uint64_t now = (apr_uint64_t)apr_time_now();
+    apr_uint32_t n;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return 0;
+    n = all ? rtb_ptable_reap(t, owner, now, presence_window(s), presence_on_typing, &typing)
+            : rtb_ptable_sweep(t, owner, now, presence_window(s), presence_on_typing, &typing);
+    rtb_bus_presence_unlock();
+    presence_end_typing(s, typing, RTB_EPHEMERAL_REMOTE);
+    return n;
+}
+
+int rtb_presence_local_users(server_rec *s, rtb_ptable_each_fn fn, void *arg, apr_uint64_t *changes)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return -1;
+    *changes = rtb_ptable_local_changes(t);
+    rtb_ptable_each_local(t, fn, arg);
+    rtb_bus_presence_unlock();
+    return 0;
+}
+
+apr_uint64_t rtb_presence_local_changes(void)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    return t ? rtb_ptable_local_changes(t) : 0;
+}
+
+apr_uint32_t rtb_presence_remote_users(server_rec *s, apr_uint32_t owner)
+{
+    rtb_ptable_t *t = rtb_bus_ptable();
+    apr_uint32_t n;
+    if (!t || rtb_bus_presence_lock(s) != APR_SUCCESS)
+        return 0;
+    n = rtb_ptable_owner_leases(t, owner);
+    rtb_bus_presence_unlock();
+    return n;
 }

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#define PT_MAGIC 0x50544231u /* "PTB1" */
+#define PT_MAGIC 0x50544232u /* "PTB2" */
 #define PT_SLOTS_MAX (1u << 22)
 #define PT_ALIGN(x) (((x) + 63u) & ~(uint64_t)63u)
 
@@ -15,8 +15,9 @@
 typedef struct {
     uint32_t next; /* hash chain, or free list */
     uint32_t pid;  /* 0: free */
-    uint32_t conn;
+    uint64_t conn;
     uint32_t user;
+    uint32_t mark; /* rtb_ptable_mark: given back by rtb_ptable_sweep unless joined again */
     int64_t typing;
 } pt_lease_t;
 
@@ -24,6 +25,7 @@ typedef struct {
     uint32_t next;  /* hash chain, or free list */
     uint32_t board; /* 0: free */
     uint32_t sockets;
+    uint32_t remote;      /* of them, leases of pseudo owners (other nodes) */
     uint32_t prev, lnext; /* the board's announced list */
     uint32_t dnext;       /* the board's dirty users */
     uint8_t announced, dirty, on_page, pad;
@@ -50,6 +52,7 @@ struct rtb_ptable {
     uint64_t clock; /* versions: every change of any board takes the next one */
     uint32_t lease_unused, lease_free, user_unused, user_free, board_unused, board_free;
     uint32_t nleases, nusers, nboards, pad;
+    volatile uint64_t local_changes; /* leases of real processes taken or given back */
     struct {
         uint32_t pid, leases;
     } owners[RTB_PTABLE_OWNERS];
@@ -147,9 +150,9 @@ static uint32_t pt_user_slot(const rtb_ptable_t *t, uint32_t b, const char *user
     return rtb_ids_hash(pt_mix(b, 0x75736572u, 0), user, strlen(user)) & (t->nbuckets - 1);
 }
 
-static uint32_t pt_lease_slot(const rtb_ptable_t *t, uint32_t b, uint32_t pid, uint32_t conn)
+static uint32_t pt_lease_slot(const rtb_ptable_t *t, uint32_t b, uint32_t pid, uint64_t conn)
 {
-    return pt_mix(b, pid, conn) & (t->nbuckets - 1);
+    return pt_mix(b, pid ^ (uint32_t)(conn >> 32), (uint32_t)conn) & (t->nbuckets - 1);
 }
 
 static uint32_t pt_board_find(const rtb_ptable_t *t, const char *board)
@@ -168,7 +171,7 @@ static uint32_t pt_user_find(const rtb_ptable_t *t, uint32_t b, const char *user
     return i;
 }
 
-static uint32_t pt_lease_find(const rtb_ptable_t *t, uint32_t b, uint32_t pid, uint32_t conn)
+static uint32_t pt_lease_find(const rtb_ptable_t *t, uint32_t b, uint32_t pid, uint64_t conn)
 {
     uint32_t i = PT_LB(t)[pt_lease_slot(t, b, pid, conn)];
     while (i) {
@@ -246,6 +249,7 @@ static uint32_t pt_user_new(rtb_ptable_t *t, uint32_t b, const char *user, const
     u = PT_USER(t, i);
     u->board = b;
     u->sockets = 0;
+    u->remote = 0;
     u->prev = u->lnext = u->dnext = 0;
     u->announced = u->dirty = u->on_page = 0;
     strncpy(u->user, user, RTB_PTABLE_USER_MAX);
@@ -317,7 +321,7 @@ static int pt_owner(rtb_ptable_t *t, uint32_t pid, int create)
 /* leases                                                               */
 
 int rtb_ptable_join(rtb_ptable_t *t, const char *board, const char *user, const char *name,
-                    uint32_t pid, uint32_t conn, uint64_t now, uint64_t window)
+                    uint32_t pid, uint64_t conn, uint64_t now, uint64_t window)
 {
     uint32_t b, ui, li, *head;
     int own, new_board = 0, new_user = 0;
@@ -325,8 +329,10 @@ int rtb_ptable_join(rtb_ptable_t *t, const char *board, const char *user, const 
     if (!pid || strlen(board) > RTB_PTABLE_BOARD_MAX || strlen(user) > RTB_PTABLE_USER_MAX)
         return RTB_PT_FULL;
     b = pt_board_find(t, board);
-    if (b && pt_lease_find(t, b, pid, conn))
+    if (b && (li = pt_lease_find(t, b, pid, conn)) != 0) {
+        PT_LEASE(t, li)->mark = 0;
         return RTB_PT_EXISTS;
+    }
     own = pt_owner(t, pid, 1);
     if (own < 0)
         return RTB_PT_FULL;
@@ -351,12 +357,17 @@ int rtb_ptable_join(rtb_ptable_t *t, const char *board, const char *user, const 
     l->pid = pid;
     l->conn = conn;
     l->user = ui;
+    l->mark = 0;
     l->typing = 0;
     head = &PT_LB(t)[pt_lease_slot(t, b, pid, conn)];
     l->next = *head;
     *head = li;
     t->nleases++;
     t->owners[own].leases++;
+    if (pid & RTB_PTABLE_REMOTE)
+        PT_USER(t, ui)->remote++;
+    else
+        t->local_changes++;
     if (++PT_USER(t, ui)->sockets == 1)
         pt_mark_dirty(t, ui, now, window);
     return RTB_PT_OK;
@@ -377,6 +388,10 @@ static void pt_lease_drop(rtb_ptable_t *t, uint32_t b, uint32_t li, uint64_t now
     PT_UNCHAIN(t, PT_LEASE, &PT_LB(t)[pt_lease_slot(t, b, l->pid, l->conn)], li);
     if (own >= 0 && t->owners[own].leases)
         t->owners[own].leases--;
+    if (l->pid & RTB_PTABLE_REMOTE)
+        PT_USER(t, ui)->remote--;
+    else
+        t->local_changes++;
     l->pid = 0;
     l->next = t->lease_free;
     t->lease_free = li;
@@ -385,7 +400,7 @@ static void pt_lease_drop(rtb_ptable_t *t, uint32_t b, uint32_t li, uint64_t now
         pt_mark_dirty(t, ui, now, window);
 }
 
-int rtb_ptable_leave(rtb_ptable_t *t, const char *board, uint32_t pid, uint32_t conn, uint64_t now,
+int rtb_ptable_leave(rtb_ptable_t *t, const char *board, uint32_t pid, uint64_t conn, uint64_t now,
                      uint64_t window, int64_t *typing)
 {
     uint32_t b = pt_board_find(t, board), li = b ? pt_lease_find(t, b, pid, conn) : 0;
@@ -397,7 +412,7 @@ int rtb_ptable_leave(rtb_ptable_t *t, const char *board, uint32_t pid, uint32_t 
     return RTB_PT_OK;
 }
 
-int rtb_ptable_set_typing(rtb_ptable_t *t, const char *board, uint32_t pid, uint32_t conn,
+int rtb_ptable_set_typing(rtb_ptable_t *t, const char *board, uint32_t pid, uint64_t conn,
                           int64_t task)
 {
     uint32_t b = pt_board_find(t, board), li = b ? pt_lease_find(t, b, pid, conn) : 0;
@@ -423,15 +438,25 @@ int rtb_ptable_owners(const rtb_ptable_t *t, uint32_t *pids, int max)
     return n;
 }
 
-uint32_t rtb_ptable_reap(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t window,
-                         rtb_ptable_typing_fn on_typing, void *arg)
+uint32_t rtb_ptable_owner_leases(const rtb_ptable_t *t, uint32_t pid)
+{
+    int i;
+    for (i = 0; i < RTB_PTABLE_OWNERS; i++) {
+        if (t->owners[i].pid == pid && pid)
+            return t->owners[i].leases;
+    }
+    return 0;
+}
+
+/* Gives back the leases of `pid` (only the marked ones when `marked`). */
+static uint32_t pt_drop_owner(rtb_ptable_t *t, uint32_t pid, int marked, uint64_t now,
+                              uint64_t window, rtb_ptable_typing_fn on_typing, void *arg)
 {
     uint32_t i, n = 0;
-    int own;
     for (i = 1; i <= t->lease_unused; i++) {
         pt_lease_t *l = PT_LEASE(t, i);
         pt_user_t *u;
-        if (l->pid != pid || !pid)
+        if (l->pid != pid || !pid || (marked && !l->mark))
             continue;
         u = PT_USER(t, l->user);
         if (l->typing && on_typing)
@@ -439,12 +464,57 @@ uint32_t rtb_ptable_reap(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t w
         pt_lease_drop(t, u->board, i, now, window);
         n++;
     }
-    own = pt_owner(t, pid, 0);
+    return n;
+}
+
+uint32_t rtb_ptable_reap(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t window,
+                         rtb_ptable_typing_fn on_typing, void *arg)
+{
+    uint32_t n = pt_drop_owner(t, pid, 0, now, window, on_typing, arg);
+    int own = pt_owner(t, pid, 0);
     if (own >= 0) {
         t->owners[own].leases = 0;
         t->owners[own].pid = 0;
     }
     return n;
+}
+
+uint32_t rtb_ptable_mark(rtb_ptable_t *t, uint32_t pid)
+{
+    uint32_t i, n = 0;
+    for (i = 1; i <= t->lease_unused; i++) {
+        pt_lease_t *l = PT_LEASE(t, i);
+        if (l->pid == pid && pid) {
+            l->mark = 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+uint32_t rtb_ptable_sweep(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t window,
+                          rtb_ptable_typing_fn on_typing, void *arg)
+{
+    return pt_drop_owner(t, pid, 1, now, window, on_typing, arg);
+}
+
+uint32_t rtb_ptable_each_local(const rtb_ptable_t *t, rtb_ptable_each_fn fn, void *arg)
+{
+    uint32_t i, n = 0;
+    for (i = 1; i <= t->user_unused; i++) {
+        const pt_user_t *u = PT_USER(t, i);
+        if (!u->board || u->sockets <= u->remote)
+            continue;
+        if (fn)
+            fn(arg, PT_BOARD(t, u->board)->name, u->user, u->name);
+        n++;
+    }
+    return n;
+}
+
+uint64_t rtb_ptable_local_changes(const rtb_ptable_t *t)
+{
+    return t->local_changes;
 }
 
 /* ------------------------------------------------------------------ */

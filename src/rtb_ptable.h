@@ -4,7 +4,9 @@
  * Three kinds of entries, each found through its own hash index, so a join,
  * a leave, a typing change or "is this user still here" costs a constant
  * time on average, whatever the number of sockets:
- *   - a lease: one open socket (owner pid + connection id) on one board;
+ *   - a lease: one open socket (owner pid + connection id) on one board, or
+ *     one user of another node on one board (a pseudo owner standing for
+ *     that node, RTB_PTABLE_REMOTE, + a key of the user);
  *   - a user on a board, with the number of its live leases (a user counts
  *     once however many tabs and child processes they use);
  *   - a board, with its version and the users announced on it, in the order
@@ -39,7 +41,15 @@
 
 #define RTB_PTABLE_BOARD_MAX 64 /* longest board id, bytes */
 #define RTB_PTABLE_USER_MAX 255 /* longest user id or name, bytes */
-#define RTB_PTABLE_OWNERS 256   /* processes that may hold leases at once */
+#define RTB_PTABLE_OWNERS 256   /* processes (and other nodes) that may hold leases at once */
+
+/*
+ * Owner ids with this bit set are pseudo owners, each standing for another
+ * node of the cluster; they are never process ids (Linux pids stay below
+ * 2^22), so a liveness check by pid must pass over them. Their leases are
+ * "remote": rtb_ptable_each_local leaves out users held by them alone.
+ */
+#define RTB_PTABLE_REMOTE 0x80000000u
 
 typedef struct rtb_ptable rtb_ptable_t;
 
@@ -67,21 +77,22 @@ uint32_t rtb_ptable_slots(const rtb_ptable_t *t);
  * Takes the lease of socket (pid, conn) on `board` for `user` (`name`: its
  * display name). A user's first lease marks the board dirty; its window ends
  * at `now` + `window` (microseconds; a board already dirty keeps its own).
- * RTB_PT_OK, RTB_PT_EXISTS, or RTB_PT_FULL (nothing changed).
+ * RTB_PT_OK, RTB_PT_EXISTS (the lease's mark, if any, is cleared: see
+ * rtb_ptable_mark), or RTB_PT_FULL (nothing changed).
  */
 int rtb_ptable_join(rtb_ptable_t *t, const char *board, const char *user, const char *name,
-                    uint32_t pid, uint32_t conn, uint64_t now, uint64_t window);
+                    uint32_t pid, uint64_t conn, uint64_t now, uint64_t window);
 
 /*
  * Gives the lease back; the user's last one marks the board dirty. The
  * lease's typing task (0: none) goes to *typing when not NULL.
  * RTB_PT_OK or RTB_PT_NOT_FOUND.
  */
-int rtb_ptable_leave(rtb_ptable_t *t, const char *board, uint32_t pid, uint32_t conn, uint64_t now,
+int rtb_ptable_leave(rtb_ptable_t *t, const char *board, uint32_t pid, uint64_t conn, uint64_t now,
                      uint64_t window, int64_t *typing);
 
 /* Records on the lease the task its socket types on (0: none). */
-int rtb_ptable_set_typing(rtb_ptable_t *t, const char *board, uint32_t pid, uint32_t conn,
+int rtb_ptable_set_typing(rtb_ptable_t *t, const char *board, uint32_t pid, uint64_t conn,
                           int64_t task);
 
 /* Live leases of `user` on `board` (0: not here). */
@@ -93,6 +104,9 @@ uint32_t rtb_ptable_sockets(const rtb_ptable_t *t, const char *board, const char
  */
 int rtb_ptable_owners(const rtb_ptable_t *t, uint32_t *pids, int max);
 
+/* The leases owner `pid` holds now (0: none). */
+uint32_t rtb_ptable_owner_leases(const rtb_ptable_t *t, uint32_t pid);
+
 /*
  * Gives back every lease of process `pid` (it died). For each lease that
  * was typing, `on_typing(arg, board, user, name, task)` is called (under the
@@ -102,6 +116,36 @@ typedef void (*rtb_ptable_typing_fn)(void *arg, const char *board, const char *u
                                      const char *name, int64_t task);
 uint32_t rtb_ptable_reap(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t window,
                          rtb_ptable_typing_fn on_typing, void *arg);
+
+/*
+ * Replacing an owner's leases by a new full list (another node resending
+ * its users): rtb_ptable_mark marks every lease of `pid` (returns how many);
+ * each lease joined again (RTB_PT_EXISTS) loses its mark; rtb_ptable_sweep
+ * then gives back the leases still marked, calling `on_typing` like
+ * rtb_ptable_reap, and returns how many. A user given back and joined
+ * again within one window is never announced as gone.
+ */
+uint32_t rtb_ptable_mark(rtb_ptable_t *t, uint32_t pid);
+uint32_t rtb_ptable_sweep(rtb_ptable_t *t, uint32_t pid, uint64_t now, uint64_t window,
+                          rtb_ptable_typing_fn on_typing, void *arg);
+
+/*
+ * Every user of every board holding at least one lease of a real process
+ * (an owner without RTB_PTABLE_REMOTE): `fn(arg, board, user, name)` once
+ * per (board, user), under the caller's lock (copy what is kept); `fn` may
+ * be NULL to count. Users announced but with no lease left are not listed.
+ * Returns how many were listed.
+ */
+typedef void (*rtb_ptable_each_fn)(void *arg, const char *board, const char *user,
+                                   const char *name);
+uint32_t rtb_ptable_each_local(const rtb_ptable_t *t, rtb_ptable_each_fn fn, void *arg);
+
+/*
+ * A counter moved by every lease of a real process taken or given back: a
+ * caller that saw the same value before knows rtb_ptable_each_local would
+ * list the same users. May be read without the lock (a hint).
+ */
+uint64_t rtb_ptable_local_changes(const rtb_ptable_t *t);
 
 /* The earliest end of a dirty board's window (0: none dirty). May be read without the lock. */
 uint64_t rtb_ptable_due(const rtb_ptable_t *t);

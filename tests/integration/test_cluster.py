@@ -3,14 +3,18 @@ subscribers of every node on every transport, exactly once and in order;
 writers on both nodes get one gap-free id sequence per board; clients
 streaming through the front survive a node stopped (gracefully, then by
 kill -9 of its whole process group) and a PostgreSQL restart with no event
-lost or repeated. Everything runs against a real PostgreSQL started here
-(scripts/pg.sh) and real nodes (scripts/server.sh DBDRIVER=pgsql), on
-127.0.0.1."""
+lost or repeated. Presence, typing and cursors cross nodes too: a user on
+one node is in the presence of users on the others, and the users of a node
+that stops or dies leave everyone's list within 15 s (their typing ends).
+Everything runs against a real PostgreSQL started here (scripts/pg.sh) and
+real nodes (scripts/server.sh DBDRIVER=pgsql), on 127.0.0.1."""
 
 import asyncio
 import base64
 import http.client
 import json
+import os
+import subprocess
 import threading
 import time
 import uuid
@@ -20,6 +24,7 @@ import requests
 import websockets
 
 from harness import Client, Postgres, assert_error, unique, wait_until
+from test_ws import VIEWS, connect, holder_pid, join, recv, settle
 
 NODE = {"CHILDREN": 2, "THREADS": 25, "HEARTBEAT": 2}
 
@@ -413,3 +418,258 @@ def test_postgres_restart(servers):
         for s in list(servers.servers):
             s.stop()
         pg.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# presence, typing and cursors across nodes
+
+# a node not heard for 10 s is reaped (rtb_peers); the bound the issue sets
+GONE_WITHIN = 15
+
+
+def presence_count(server, board):
+    r = requests.get(server.url("/boards/%s/presence" % board), auth=("carol", "carol"),
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["count"]
+
+
+async def in_thread(f, *args):
+    """Runs a blocking call (stopping a node) while the sockets' loop keeps going."""
+    return await asyncio.get_running_loop().run_in_executor(None, f, *args)
+
+
+async def until_gone(ws, board, user, typing_task=None, timeout=GONE_WITHIN):
+    """Reads ws until `user` left its presence of `board` and, when typing_task
+    is given, a user_stopped_typing of that user and task came; returns the
+    seconds it took."""
+    t0 = time.monotonic()
+    view = VIEWS[(ws, board)]
+    stopped = typing_task is None
+    while user in view.users or not stopped:
+        left = timeout - (time.monotonic() - t0)
+        assert left > 0, "after %d s: presence %r, typing ended: %s" % (timeout, view.users,
+                                                                          stopped)
+        m = await recv(ws, left)
+        if m["type"] in ("presence", "presence_diff") and m["boardId"] == board:
+            view.apply(m)
+        elif m["type"] == "user_stopped_typing":
+            assert (m["userId"], m["taskId"], m["boardId"]) == (user, typing_task, board), m
+            stopped = True
+        else:
+            assert m["type"] in ("user_typing", "cursor"), m
+    assert view.count == len(view.users), (view.count, view.users)
+    return time.monotonic() - t0
+
+
+async def alice_and_bob_apart(n1, n2, bid):
+    """alice on node 1 and bob on node 2, joined to bid; each sees the other."""
+    alice = await connect(n1)
+    await join(alice, bid)
+    bob = await connect(n2, user="bob")
+    await join(bob, bid)
+    await settle(alice, bid, {"alice", "bob"}, 10)
+    await settle(bob, bid, {"alice", "bob"}, 10)
+    return alice, bob
+
+
+def takeover(n1, n2):
+    """The child of node 2 holding its LISTEN connection is killed (-9): another
+    child of node 2 takes over and says hello; presence is rebuilt with no
+    user announced as gone, and typing and arrivals cross again both ways."""
+    bid = n1.client("alice").create_board(unique("ct"))["id"]
+
+    async def scenario():
+        alice = await connect(n1)
+        await join(alice, bid)
+        listener = status(n2)["bus"]["listener"]
+        for _ in range(40):  # bob's socket in a child of node 2 that stays
+            bob = await connect(n2, user="bob")
+            if holder_pid(n2, bob.local_address[1]) != listener:
+                break
+            await bob.close()
+        await join(bob, bid)
+        await settle(alice, bid, {"alice", "bob"}, 10)
+        await settle(bob, bid, {"alice", "bob"}, 10)
+
+        os.kill(listener, 9)
+        wait_until(lambda: status(n2)["bus"]["listener"] not in (0, listener)
+                   and bus_up(n2), 10, "another child of node 2 to take the LISTEN over")
+        # the whole lists were sent again: nobody left, on either side
+        with pytest.raises(asyncio.TimeoutError):
+            m = await asyncio.wait_for(alice.recv(), 2)
+            raise AssertionError("alice got %s after the takeover" % m)
+        await bob.send(json.dumps({"type": "typing", "boardId": bid, "taskId": 2}))
+        assert (await recv(alice))["type"] == "user_typing"
+        carol = await connect(n1, user="carol")
+        await join(carol, bid)
+        await settle(bob, bid, {"alice", "bob", "carol"}, 10)
+        for ws in (alice, bob, carol):
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+async def typing_when_node_ends(watcher, typist, bid, user, end):
+    """`user` types on its socket `typist`; `end()` stops or kills its node:
+    `watcher`, on another node, sees the user leave and the typing end within
+    GONE_WITHIN seconds."""
+    await typist.send(json.dumps({"type": "typing", "boardId": bid, "taskId": 5}))
+    assert (await recv(watcher))["type"] == "user_typing"
+    await in_thread(end)
+    took = await until_gone(watcher, bid, user, typing_task=5)
+    assert took <= GONE_WITHIN
+
+
+def test_presence_typing_and_cursors_cross_nodes(servers, pg):
+    # nodes of its own: test_postgres_restart stops the module's
+    n1, n2 = start_nodes(servers, pg.new_database())
+    bid = n1.client("alice").create_board(unique("cp"))["id"]
+
+    async def scenario():
+        # each sees the other, whichever node they are on
+        alice, bob = await alice_and_bob_apart(n1, n2, bid)
+        for node in (n1, n2):
+            assert presence_count(node, bid) == 2
+            p = requests.get(node.url("/boards/%s/presence" % bid), auth=("carol", "carol"),
+                             timeout=10).json()
+            assert sorted(u["userId"] for u in p["users"]) == ["alice", "bob"], p
+
+        # typing on node 2 reaches node 1, both ways of ending it
+        await bob.send(json.dumps({"type": "typing", "boardId": bid, "taskId": 4}))
+        assert await recv(alice) == {"type": "user_typing", "boardId": bid, "taskId": 4,
+                                     "userId": "bob", "name": "bob"}
+        await bob.send(json.dumps({"type": "stop_typing", "boardId": bid, "taskId": 4}))
+        assert await recv(alice) == {"type": "user_stopped_typing", "boardId": bid,
+                                     "taskId": 4, "userId": "bob", "name": "bob"}
+        await alice.send(json.dumps({"type": "typing", "boardId": bid, "taskId": 9}))
+        assert (await recv(bob))["type"] == "user_typing"
+        await alice.send(json.dumps({"type": "stop_typing", "boardId": bid, "taskId": 9}))
+        assert (await recv(bob))["type"] == "user_stopped_typing"
+
+        # a cursor on node 1 reaches node 2
+        await alice.send(json.dumps({"type": "cursor", "boardId": bid, "x": 3, "y": 4.5}))
+        assert await recv(bob) == {"type": "cursor", "boardId": bid, "userId": "alice",
+                                   "name": "alice", "x": 3, "y": 4.5}
+
+        # a board event after it all: nobody got an echo of their own, nothing doubled
+        n1.client("carol").create_task(bid, n1.client("carol").lists(bid)[0]["id"], "t")
+        ea, eb = await recv(alice), await recv(bob)
+        assert ea == eb and ea["type"] == "task_created", (ea, eb)
+
+        # bob leaves: node 1 sees him go
+        await bob.close()
+        await settle(alice, bid, {"alice"}, 10)
+        assert presence_count(n1, bid) == 1
+        wait_until(lambda: presence_count(n2, bid) == 1, 10, "node 2 to count alice alone")
+        await alice.close()
+        wait_until(lambda: presence_count(n1, bid) == 0 and presence_count(n2, bid) == 0, 10,
+                   "the board to be empty on both nodes")
+
+    asyncio.run(scenario())
+    takeover(n1, n2)
+    for node in (n1, n2):
+        bus = status(node)["bus"]
+        assert len(bus["node"]) == 16 and len(bus["nodes"]) == 1, bus
+        assert bus["nodes"][0]["node"] != bus["node"], bus
+    assert status(n1)["bus"]["nodes"][0]["node"] == status(n2)["bus"]["node"]
+
+
+def test_users_of_a_node_killed_or_stopped_leave_and_a_new_node_sees_those_present(
+        servers, pg):
+    """kill -9 of a node's whole process group while its user types: within
+    15 s the others see the user leave and the typing end. A node started
+    then gets the users already present (they resend on its hello); stopped
+    gracefully, its users leave as well."""
+    conninfo = pg.new_database()
+    n1, n2 = start_nodes(servers, conninfo)
+    bid = n1.client("alice").create_board(unique("ck"))["id"]
+
+    async def scenario():
+        alice, bob = await alice_and_bob_apart(n1, n2, bid)
+        await typing_when_node_ends(alice, bob, bid, "bob", n2.kill9)
+        assert presence_count(n1, bid) == 1
+        assert [n["users"] for n in status(n1)["bus"]["nodes"]] == []
+
+        # a node started now: the users already there are in its presence
+        n3 = await in_thread(lambda: start_nodes(servers, conninfo, n=1)[0])
+        carol = await connect(n3, user="carol")
+        await join(carol, bid)
+        await settle(carol, bid, {"alice", "carol"}, 10)
+        await settle(alice, bid, {"alice", "carol"}, 10)
+        assert presence_count(n3, bid) == 2
+
+        # stopped gracefully (its sockets closed with 1001): carol leaves
+        await typing_when_node_ends(alice, carol, bid, "carol", n3.stop)
+        assert presence_count(n1, bid) == 1
+        await alice.close()
+        await bob.close()
+        await carol.close()
+
+    asyncio.run(scenario())
+
+
+def more_users(server):
+    """The demo users plus p1..p9 (scripts/server.sh keeps an existing file)."""
+    path = os.path.join(server.var, "htpasswd")
+    for i, u in enumerate(["alice", "bob", "carol", "admin"] + ["p%d" % k for k in range(1, 10)]):
+        p = subprocess.run(["htpasswd", "-b", "-B", "-C", "4"] + (["-c"] if i == 0 else [])
+                           + [path, u, u], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert p.returncode == 0, p.stdout
+
+
+def remote_users(server):
+    try:
+        return status(server)["bus"]["remoteUsers"]
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+
+
+def test_presence_through_the_front_when_a_node_stops_then_dies(servers, pg):
+    """Users joined through the front stay in the presence of a user on node
+    1 while node 2 stops gracefully, comes back and is then killed with
+    kill -9 of its process group: node 2's users leave node 1's table within
+    15 s each time, and, reconnected through the front to node 1, every user
+    is present once."""
+    nodes = start_nodes(servers, pg.new_database(), prepare=more_users)
+    n1, n2 = nodes
+    front = start_front(servers, nodes)
+    bid = front.client("alice").create_board(unique("cf"))["id"]
+    everyone = {"alice"}
+
+    async def scenario():
+        watcher = await connect(n1)
+        await join(watcher, bid)
+        clients = []
+
+        async def more(names):
+            clients.extend(WSClient(front, bid, user=u, reconnect=True) for u in names)
+            everyone.update(names)
+            await settle(watcher, bid, everyone, 20)
+
+        def node2_users_gone(end):
+            end()
+            wait_until(lambda: remote_users(n1) == 0, GONE_WITHIN,
+                       "node 2's users to leave node 1's table")
+
+        await more(["p%d" % k for k in range(1, 7)])
+        assert remote_users(n1) > 0, "no client went to node 2"
+        await in_thread(node2_users_gone, n2.stop)
+        # they came back through the front, to node 1: each present once
+        await settle(watcher, bid, everyone, 20)
+        wait_until(lambda: presence_count(n1, bid) == len(everyone), 10, "the count on node 1")
+
+        await in_thread(lambda: n2.start() and wait_until(lambda: bus_up(n2), 20, "node 2's bus"))
+        # the least busy node takes the next ones: node 2, back
+        await more(["p7", "p8", "p9"])
+        wait_until(lambda: remote_users(n1), 10, "users on node 2 again")
+        wait_until(lambda: presence_count(n2, bid) == len(everyone), 10, "the count on node 2")
+        await in_thread(node2_users_gone, n2.kill9)
+        await settle(watcher, bid, everyone, 20)
+        assert presence_count(n1, bid) == len(everyone)
+        close_all(clients)
+        assert any(c.connects >= 2 for c in clients[:6]), "the stop cut no client"
+        assert any(c.connects >= 2 for c in clients[6:]), "the kill cut no client"
+        await watcher.close()
+
+    asyncio.run(scenario())

@@ -191,6 +191,157 @@ static void test_reap_of_a_dead_owner(void **state)
     free(t);
 }
 
+/* Collects what rtb_ptable_each_local lists, as "board/user/name" lines. */
+typedef struct {
+    char rows[16][64];
+    int n;
+} rows_t;
+
+static void collect(void *arg, const char *board, const char *user, const char *name)
+{
+    rows_t *r = arg;
+    assert_true(r->n < 16);
+    snprintf(r->rows[r->n++], sizeof(r->rows[0]), "%s/%s/%s", board, user, name);
+}
+
+static int rows_has(const rows_t *r, const char *row)
+{
+    int i;
+    for (i = 0; i < r->n; i++) {
+        if (!strcmp(r->rows[i], row))
+            return 1;
+    }
+    return 0;
+}
+
+#define NODE_X (RTB_PTABLE_REMOTE | 7u)
+
+static void count_diffs(void *arg, const rtb_ptable_diff_t *d)
+{
+    (void)d;
+    (*(int *)arg)++;
+}
+
+/* Users of other nodes count in presence but are never listed as local. */
+static void test_each_local_leaves_out_remote_users(void **state)
+{
+    rtb_ptable_t *t = table_new(32);
+    rtb_ptable_user_t scratch[16];
+    rows_t r = {0};
+    uint64_t before, version;
+    uint32_t count;
+    int diffs = 0;
+    (void)state;
+    rtb_ptable_join(t, "b", "alice", "Alice", 100, 1, 0, WIN);
+    rtb_ptable_join(t, "b", "alice", "Alice", 101, 1, 0, WIN); /* a second tab */
+    rtb_ptable_join(t, "c", "alice", "Alice", 100, 1, 0, WIN);
+    before = rtb_ptable_local_changes(t);
+    /* bob only on node X; carol both here and on node X */
+    rtb_ptable_join(t, "b", "bob", "bob", NODE_X, rtb_ids_hash64("bob", 3), 0, WIN);
+    rtb_ptable_join(t, "b", "carol", "carol", NODE_X, rtb_ids_hash64("carol", 5), 0, WIN);
+    assert_int_equal(rtb_ptable_local_changes(t), before);
+    rtb_ptable_join(t, "b", "carol", "carol", 100, 2, 0, WIN);
+    assert_int_equal(rtb_ptable_local_changes(t), before + 1);
+    assert_int_equal(rtb_ptable_each_local(t, collect, &r), 3);
+    assert_int_equal(r.n, 3);
+    assert_true(rows_has(&r, "b/alice/Alice"));
+    assert_true(rows_has(&r, "c/alice/Alice"));
+    assert_true(rows_has(&r, "b/carol/carol"));
+    rtb_ptable_flush(t, WIN, 8, scratch, count_diffs, &diffs);
+    assert_int_equal(diffs, 2); /* boards b and c */
+    rtb_ptable_page(t, "b", 0, 0, NULL, &version, &count);
+    assert_int_equal(count, 3); /* alice, bob, carol */
+    /* carol's local socket goes: she stays (node X), but is not local any more */
+    rtb_ptable_leave(t, "b", 100, 2, WIN, WIN, NULL);
+    assert_int_equal(rtb_ptable_each_local(t, NULL, NULL), 2);
+    assert_int_equal(rtb_ptable_sockets(t, "b", "carol"), 1);
+    /* a local user announced but gone is not listed while its diff is due */
+    rtb_ptable_leave(t, "c", 100, 1, WIN, WIN, NULL);
+    assert_int_equal(rtb_ptable_each_local(t, NULL, NULL), 1);
+    free(t);
+}
+
+/* A full resend of node X replaces its previous users; typing of the gone ends. */
+static void test_mark_and_sweep_replace_a_nodes_users(void **state)
+{
+    rtb_ptable_t *t = table_new(32);
+    rtb_ptable_user_t scratch[16];
+    view_t v = {0};
+    int64_t typing = -1;
+    uint32_t pids[4];
+    (void)state;
+    typing_seen = 0;
+    rtb_ptable_join(t, "b", "alice", "alice", 100, 1, 0, WIN);
+    rtb_ptable_join(t, "b", "bob", "bob", NODE_X, rtb_ids_hash64("bob", 3), 0, WIN);
+    rtb_ptable_join(t, "b", "dan", "dan", NODE_X, rtb_ids_hash64("dan", 3), 0, WIN);
+    assert_int_equal(rtb_ptable_set_typing(t, "b", NODE_X, rtb_ids_hash64("bob", 3), 42),
+                     RTB_PT_OK);
+    rtb_ptable_flush(t, WIN, 8, scratch, view_apply, &v);
+    assert_int_equal(v.count, 3);
+    assert_int_equal(v.diffs, 1);
+    /* X resends: dan (again) and erin; bob is gone */
+    assert_int_equal(rtb_ptable_mark(t, NODE_X), 2);
+    assert_int_equal(rtb_ptable_mark(t, 100), 1);
+    assert_int_equal(
+        rtb_ptable_join(t, "b", "dan", "dan", NODE_X, rtb_ids_hash64("dan", 3), WIN, WIN),
+        RTB_PT_EXISTS);
+    assert_int_equal(
+        rtb_ptable_join(t, "b", "erin", "erin", NODE_X, rtb_ids_hash64("erin", 4), WIN, WIN),
+        RTB_PT_OK);
+    /* another owner's marks are its own business: only X's are swept */
+    assert_int_equal(rtb_ptable_sweep(t, NODE_X, WIN, WIN, on_typing, NULL), 1);
+    assert_int_equal(typing_seen, 1);
+    assert_int_equal(rtb_ptable_sockets(t, "b", "bob"), 0);
+    assert_int_equal(rtb_ptable_sockets(t, "b", "dan"), 1);
+    assert_int_equal(rtb_ptable_sockets(t, "b", "alice"), 1);
+    rtb_ptable_flush(t, 2 * WIN, 8, scratch, view_apply, &v);
+    view_check(t, "b", &v, 8);
+    assert_int_equal(v.count, 3); /* alice, dan, erin */
+    assert_int_equal(v.diffs, 2);
+    /* a sweep and a join again of the same user within one window: no news */
+    rtb_ptable_mark(t, NODE_X);
+    rtb_ptable_sweep(t, NODE_X, 3 * WIN, WIN, NULL, NULL);
+    rtb_ptable_join(t, "b", "dan", "dan", NODE_X, rtb_ids_hash64("dan", 3), 3 * WIN, WIN);
+    rtb_ptable_join(t, "b", "erin", "erin", NODE_X, rtb_ids_hash64("erin", 4), 3 * WIN, WIN);
+    rtb_ptable_flush(t, 4 * WIN, 8, scratch, view_apply, &v);
+    assert_int_equal(v.diffs, 2);
+    /* the node dies: reaped like a process */
+    assert_int_equal(rtb_ptable_owners(t, pids, 4), 2);
+    assert_int_equal(rtb_ptable_owner_leases(t, NODE_X), 2);
+    assert_int_equal(rtb_ptable_owner_leases(t, 100), 1);
+    assert_int_equal(rtb_ptable_reap(t, NODE_X, 5 * WIN, WIN, NULL, NULL), 2);
+    assert_int_equal(rtb_ptable_owners(t, pids, 4), 1);
+    assert_int_equal(pids[0], 100);
+    assert_int_equal(rtb_ptable_owner_leases(t, NODE_X), 0);
+    rtb_ptable_flush(t, 6 * WIN, 8, scratch, view_apply, &v);
+    view_check(t, "b", &v, 8);
+    assert_int_equal(v.count, 1);
+    /* alice's own mark did not hurt her lease */
+    assert_int_equal(rtb_ptable_leave(t, "b", 100, 1, 7 * WIN, WIN, &typing), RTB_PT_OK);
+    assert_int_equal(typing, 0);
+    free(t);
+}
+
+/* Lease keys are 64 bits: keys equal in their low 32 bits are distinct leases. */
+static void test_lease_keys_are_64_bits(void **state)
+{
+    rtb_ptable_t *t = table_new(16);
+    uint64_t k1 = UINT64_C(0x100000005), k2 = UINT64_C(0x200000005);
+    int64_t typing = 0;
+    (void)state;
+    assert_int_equal(rtb_ptable_join(t, "b", "u1", "u1", NODE_X, k1, 0, WIN), RTB_PT_OK);
+    assert_int_equal(rtb_ptable_join(t, "b", "u2", "u2", NODE_X, k2, 0, WIN), RTB_PT_OK);
+    assert_int_equal(rtb_ptable_set_typing(t, "b", NODE_X, k2, 9), RTB_PT_OK);
+    assert_int_equal(rtb_ptable_leave(t, "b", NODE_X, 5, 0, WIN, NULL), RTB_PT_NOT_FOUND);
+    assert_int_equal(rtb_ptable_leave(t, "b", NODE_X, k1, 0, WIN, &typing), RTB_PT_OK);
+    assert_int_equal(typing, 0);
+    assert_int_equal(rtb_ptable_sockets(t, "b", "u2"), 1);
+    assert_int_equal(rtb_ptable_leave(t, "b", NODE_X, k2, 0, WIN, &typing), RTB_PT_OK);
+    assert_int_equal(typing, 9);
+    assert_true(rtb_ids_hash64("bob", 3) != rtb_ids_hash64("bib", 3));
+    free(t);
+}
+
 /* Routes a diff to the view of its board ("b0".."b2"). */
 static void route(void *arg, const rtb_ptable_diff_t *d)
 {
@@ -260,6 +411,9 @@ int main(void)
         cmocka_unit_test(test_first_page_diffs),
         cmocka_unit_test(test_full_table_refuses_and_undoes),
         cmocka_unit_test(test_reap_of_a_dead_owner),
+        cmocka_unit_test(test_each_local_leaves_out_remote_users),
+        cmocka_unit_test(test_mark_and_sweep_replace_a_nodes_users),
+        cmocka_unit_test(test_lease_keys_are_64_bits),
         cmocka_unit_test(test_random_run_matches_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
