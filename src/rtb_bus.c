@@ -276,14 +276,14 @@ void rtb_bus_child_init(apr_pool_t *pchild, server_rec *s)
 int rtb_bus_totals(rtb_bus_totals_t *t)
 {
     int i, k;
-    uint32_t users, boards;
     memset(t, 0, sizeof(*t));
     if (!bus_hdr || !bus_ring)
         return -1;
     /* the presence lock is taken before the bus lock everywhere (a diff is
      * appended to the ring under it), never inside it */
     if (bus_ptable && rtb_bus_presence_lock(NULL) == APR_SUCCESS) {
-        rtb_ptable_usage(bus_ptable, &t->presence_leases, &users, &boards);
+        rtb_ptable_usage(bus_ptable, &t->presence_leases, &t->presence_users, &t->presence_boards);
+        t->presence_slots = rtb_ptable_slots(bus_ptable);
         rtb_bus_presence_unlock();
     }
     if (rtb_bus_lock() != APR_SUCCESS)

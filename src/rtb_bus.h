@@ -250,6 +250,9 @@ typedef struct {
     apr_uint64_t dropped;               /* likewise */
     rtb_slot_counters_t counters;       /* likewise */
     apr_uint32_t presence_leases;       /* presence table entries in use */
+    apr_uint32_t presence_users;        /* users present, counted once per board */
+    apr_uint32_t presence_boards;       /* boards somebody is on */
+    apr_uint32_t presence_slots;        /* leases the table holds at most */
     rtb_ring_stats_t ring;
 } rtb_bus_totals_t;
 

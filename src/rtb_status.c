@@ -78,6 +78,11 @@ static json_t *status_json(void)
         json_object_set_new(d, "writeBatches", json_integer((json_int_t)bt.counters.batches));
         json_object_set_new(d, "databaseErrors", json_integer((json_int_t)bt.counters.db_errors));
         json_object_set_new(d, "presenceLeases", json_integer(bt.presence_leases));
+        json_object_set_new(d, "presence",
+                            json_pack("{s:I,s:I,s:I,s:I}", "leases", (json_int_t)bt.presence_leases,
+                                      "users", (json_int_t)bt.presence_users, "boards",
+                                      (json_int_t)bt.presence_boards, "slots",
+                                      (json_int_t)bt.presence_slots));
     }
     return j;
 }

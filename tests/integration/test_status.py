@@ -1,6 +1,9 @@
 """Operations: GET /rtboard-status and the mod_rtboard section of mod_status
 count what the server holds and what it published."""
+import asyncio
 import socket
+
+import websockets
 
 from harness import wait_until
 
@@ -50,3 +53,38 @@ def test_mod_status_has_a_section(server):
     assert "RTBoardPublished: %d" % published in auto
     page = admin.get("/server-status").text
     assert "<h2>mod_rtboard</h2>" in page and "events published: %d" % published in page
+
+
+def test_status_counts_presence(server, board):
+    """Two sockets of one user and one of another on a board: 3 leases,
+    2 users, the board counted; all back to the earlier figures once closed."""
+    admin = server.client("admin")
+    bid, _ = board
+    base = admin.get("/rtboard-status").json()["data"]["presence"]
+    assert base["slots"] > 0
+
+    def presence():
+        return admin.get("/rtboard-status").json()["data"]["presence"]
+
+    async def run():
+        url = "ws://127.0.0.1:%d/boards/%s/ws" % (server.port, bid)
+        socks = []
+        for user in ("alice", "alice", "bob"):
+            hdr = {"Authorization": "Basic " + {"alice": "YWxpY2U6YWxpY2U=",
+                                                "bob": "Ym9iOmJvYg=="}[user]}
+            ws = await websockets.connect(url, extra_headers=hdr)
+            while True:  # joined on the board URL: wait for the snapshot
+                msg = await asyncio.wait_for(ws.recv(), 10)
+                if '"presence"' in msg:
+                    break
+            socks.append(ws)
+        now = await asyncio.to_thread(presence)
+        assert now["leases"] == base["leases"] + 3, now
+        assert now["users"] == base["users"] + 2, now
+        assert now["boards"] == base["boards"] + 1, now
+        for ws in socks:
+            await ws.close()
+
+    asyncio.run(run())
+    wait_until(lambda: presence()["leases"] == base["leases"]
+               and presence()["users"] == base["users"], what="the leases given back")
