@@ -398,6 +398,20 @@ int rtb_db_query(rtb_db_t *db, const char *sql)
     return 0;
 }
 
+int rtb_db_ping(rtb_db_t *db)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv = apr_dbd_select(db->dbd->driver, db->pool, db->dbd->handle, &res, "SELECT 1", 0);
+    if (rv) {
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        return -1;
+    }
+    while (apr_dbd_get_row(db->dbd->driver, db->pool, res, &row, -1) == 0)
+        ;
+    return 0;
+}
+
 int rtb_db_write_begin(rtb_db_t *db)
 {
     /* SQLite: take the write lock now, not at the first write (no upgrade deadlock) */

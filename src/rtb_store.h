@@ -101,6 +101,13 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
  */
 int rtb_db_query(rtb_db_t *db, const char *sql);
 
+/*
+ * The cheapest query there is ("SELECT 1"), to tell whether the database
+ * answers: 0, or -1 with db->errmsg set. Logs nothing above debug (a health
+ * check asks every second).
+ */
+int rtb_db_ping(rtb_db_t *db);
+
 /* 1 when the connection is PostgreSQL's (DBDriver pgsql). */
 int rtb_db_is_pgsql(const rtb_db_t *db);
 
