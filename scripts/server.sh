@@ -63,7 +63,7 @@ front_members() {
     i=0
     for n in $NODES; do
         i=$((i + 1))
-        echo "    BalancerMember $1://$n route=n$i retry=1 $2 hcmethod=TCP hcinterval=1 hcfails=1 hcpasses=1"
+        echo "    BalancerMember $1://$n route=n$i retry=1 $2 hcmethod=GET hcuri=/rtboard-health hcexpr=rtb_healthy hcinterval=1 hcfails=1 hcpasses=1"
     done
 }
 

@@ -9,6 +9,7 @@
  *   REST            rtb_rest, rtb_body, rtb_resource, rtb_write
  *   bus (shm)       rtb_bus           engine           rtb_engine, rtb_conn,
  *   status          rtb_status, rtb_metrics            rtb_blocking
+ *   health          rtb_health
  *   SSE             rtb_eventsource   long polling     rtb_longpoll
  *   WebSocket       rtb_ws_upgrade, rtb_ws, rtb_ws_join, rtb_ws_conn,
  *                   rtb_presence, rtb_ticket
@@ -26,6 +27,7 @@
 #include "rtb_listen.h"
 #include "rtb_longpoll.h"
 #include "rtb_metrics.h"
+#include "rtb_health.h"
 #include "rtb_rest.h"
 #include "rtb_router.h"
 #include "rtb_status.h"
@@ -133,6 +135,8 @@ static int rtboard_handler(request_rec *r)
         return rtb_status_handler(r);
     if (!strcmp(r->handler, "rtboard-metrics"))
         return rtb_metrics_handler(r);
+    if (!strcmp(r->handler, "rtboard-health"))
+        return rtb_health_handler(r);
     if (strcmp(r->handler, "rtboard") != 0)
         return DECLINED;
     cfg = rtb_cfg(r->server);

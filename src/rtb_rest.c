@@ -459,23 +459,51 @@ static int rest_bad_list(rtb_rest_ctx_t *x, rtb_answer_t *a)
     return -1;
 }
 
-static int rest_task_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
+/* The list named is missing, or not this board's, or the board is gone. */
+static int rest_task_no_list(rtb_rest_ctx_t *x, rtb_answer_t *a)
+{
+    if (!x->db.failed && !rtb_res_board_row(x, x->rt.board))
+        return rtb_res_no_board(x, a);
+    return rest_bad_list(x, a);
+}
+
+/*
+ * The task's row (RETURNING its columns). At the end of its list (no
+ * position, the usual case): the list check, the position and the insert in
+ * one statement; the write path is serialised, so every statement saved
+ * counts. Elsewhere: the list's size, the tasks after it moved down, the
+ * insert. NULL with the answer set when refused, or x->db.failed.
+ */
+static const char **rest_task_insert(rtb_rest_ctx_t *x, rtb_answer_t *a, const char *lid,
+                                     const char *now)
 {
     apr_pool_t *p = x->r->pool;
-    long long list = rtb_body_int(x, "listId", 0), count, pos;
-    const char *lid = rtb_lltoa(p, list);
-    const char *now = rtb_now_iso(p);
+    const char *desc = rtb_body_str(x, "description");
     const char **row;
-    json_t *tj;
+    long long count, pos;
+
+    if (!rtb_body_has(x, "position")) {
+        const char *args[9] = {rtb_body_str(x, "title"),
+                               desc ? desc : "",
+                               rtb_body_str(x, "assignee"),
+                               now,
+                               now,
+                               x->user,
+                               x->user,
+                               lid,
+                               x->rt.board};
+        row = rtb_res_one_row(x, RTB_SQL_TASK_APPEND, 9, args);
+        if (!row)
+            rest_task_no_list(x, a);
+        return row;
+    }
     {
-        /* the list, of this board, and its size in one statement; the write
-         * path is serialised, so every statement saved counts */
+        /* the list, of this board, and its size in one statement */
         const char *args[2] = {lid, x->rt.board};
         row = rtb_res_one_row(x, RTB_SQL_LIST_COUNT, 2, args);
         if (!row) {
-            if (!x->db.failed && !rtb_res_board_row(x, x->rt.board))
-                return rtb_res_no_board(x, a);
-            return rest_bad_list(x, a);
+            rest_task_no_list(x, a);
+            return NULL;
         }
         count = apr_atoi64(row[0]);
     }
@@ -485,11 +513,10 @@ static int rest_task_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
     if (pos < count) {
         const char *args[3] = {"1", lid, rtb_lltoa(p, pos)};
         if (rtb_db_exec(&x->db, RTB_SQL_TASK_SHIFT, 3, args, NULL) < 0)
-            return -1;
+            return NULL;
     }
     {
-        const char *desc = rtb_body_str(x, "description");
-        const char *args[11] = {x->rt.board,
+        const char *args[10] = {x->rt.board,
                                 lid,
                                 rtb_body_str(x, "title"),
                                 desc ? desc : "",
@@ -499,9 +526,21 @@ static int rest_task_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
                                 now,
                                 x->user,
                                 x->user};
-        row = rtb_res_one_row(x, RTB_SQL_TASK_INS, 10, args); /* RETURNING the task's columns */
-        if (!row)
-            return -1;
+        return rtb_res_one_row(x, RTB_SQL_TASK_INS, 10, args);
+    }
+}
+
+static int rest_task_create(rtb_rest_ctx_t *x, rtb_answer_t *a)
+{
+    apr_pool_t *p = x->r->pool;
+    const char **row =
+        rest_task_insert(x, a, rtb_lltoa(p, rtb_body_int(x, "listId", 0)), rtb_now_iso(p));
+    json_t *tj;
+
+    if (!row) {
+        if (!x->db.failed && !a->body) /* the insert returned nothing */
+            x->db.failed = 1;
+        return -1;
     }
     tj = rtb_res_task_json(x->rt.board, row);
     a->location =

@@ -6,6 +6,7 @@
 #include "rtb_config.h"
 #include "rtb_store.h"
 #include "rtb_metrics.h"
+#include "rtb_listen.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -36,6 +37,10 @@ typedef struct {
     const char *label;
     const char *sql;
 } store_stmt_t;
+
+/* A number of a macro as a string literal, to build SQL text with it. */
+#define STORE_STR_(n) #n
+#define STORE_STR(n) STORE_STR_(n)
 
 #define TASK_COLS                                                                                  \
     "t.id, t.list_id, t.title, t.description, t.assignee, t.position, t.version, "                 \
@@ -94,11 +99,29 @@ static const store_stmt_t store_stmts[] = {
                        "WHERE user_id = %s AND idem_key = %s"},
     {RTB_SQL_IDEM_INS, "INSERT INTO idempotency (user_id, idem_key, fingerprint, status, "
                        "location, body, created_at) VALUES (%s, %s, %s, %d, %s, %s, %s)"},
-    /* the event row and its notification in one round trip; the notification
-     * is delivered at commit, in commit order, to every node's LISTEN connection */
-    {RTB_SQL_EVENT_NOTIFY, "WITH e AS (INSERT INTO events (board_id, id, type, at, actor, body) "
-                           "VALUES (%s, %d, %s, %s, %s, %s) RETURNING id) "
-                           "SELECT pg_notify('rtboard', %s) FROM e"},
+    /* PostgreSQL: the board's next id (its row stays locked to commit, so ids
+     * follow commit order on every node), the event row built around that id
+     * from the rest of its JSON, and its notification, in one round trip. The
+     * notification, delivered at commit in commit order to every node's LISTEN
+     * connection, carries the event unless it is too large for NOTIFY. */
+    {RTB_SQL_EVENT_EMIT,
+     "WITH s AS (UPDATE boards SET seq = seq + 1 WHERE id = %s RETURNING id, seq), "
+     "e AS (INSERT INTO events (board_id, id, type, at, actor, body) "
+     "SELECT s.id, s.seq, %s, %s, %s, '" RTB_EVENT_ID_PREFIX
+     "' || CAST(s.seq AS TEXT) || ',' || %s "
+     "FROM s RETURNING board_id, id, body) "
+     "SELECT e.id, e.body, pg_notify('rtboard', CAST(e.id AS TEXT) || ' ' || e.board_id || "
+     "CASE WHEN octet_length(e.body) + octet_length(e.board_id) + 24 <= " STORE_STR(
+         RTB_LISTEN_MAX_PAYLOAD) " THEN ' ' || e.body ELSE '' END) FROM e"},
+    /* a task at the end of a list of the board (its size is MAX + 1): no row
+     * when the list is not the board's */
+    {RTB_SQL_TASK_APPEND,
+     "INSERT INTO tasks (board_id, list_id, title, description, assignee, position, version, "
+     "created_at, updated_at, created_by, updated_by) "
+     "SELECT l.board_id, l.id, %s, %s, %s, (SELECT COALESCE(MAX(t.position) + 1, 0) FROM tasks t "
+     "WHERE t.list_id = l.id), 1, %s, %s, %s, %s FROM lists l WHERE l.id = %d AND l.board_id = %s "
+     "RETURNING id, list_id, title, description, assignee, position, version, created_at, "
+     "updated_at, created_by, updated_by"},
 };
 
 /*
@@ -180,6 +203,15 @@ static int store_session(rtb_db_t *db)
     return pg ? PQbackendPID(pg) : 0;
 }
 
+int rtb_db_tx_failed(const rtb_db_t *db)
+{
+    PGconn *pg;
+    if (!rtb_db_is_pgsql(db))
+        return 0;
+    pg = apr_dbd_native_handle(db->dbd->driver, db->dbd->handle);
+    return pg && PQtransactionStatus(pg) == PQTRANS_INERROR;
+}
+
 static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
 {
     apr_hash_t *h = NULL;
@@ -221,6 +253,16 @@ static apr_dbd_prepared_t *store_stmt(rtb_db_t *db, const char *label)
     return NULL;
 }
 
+/* 1 when the statement `label` writes: its SQL is not a plain SELECT. */
+static int store_writes(const char *label)
+{
+    size_t i;
+    for (i = 0; i < sizeof(store_stmts) / sizeof(store_stmts[0]); i++)
+        if (strcmp(store_stmts[i].label, label) == 0)
+            return strncmp(store_stmts[i].sql, "SELECT", 6) != 0;
+    return 1;
+}
+
 static void store_fail(rtb_db_t *db, const char *label, int rv)
 {
     db->failed = 1;
@@ -243,6 +285,7 @@ apr_array_header_t *rtb_db_select(rtb_db_t *db, const char *label, int nargs, co
         db->failed = 1; /* could not even prepare it: the database is broken */
         return NULL;
     }
+    db->writes += store_writes(label);
     if (APLOGrtrace2(db->r)) {
         for (i = 0; i < nargs; i++)
             ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, db->r, "RTB0007: %s arg %d = %s", label, i,
@@ -286,6 +329,7 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
         db->failed = 1;
         return -1;
     }
+    db->writes++;
     rv = apr_dbd_pquery(db->dbd->driver, db->pool, db->dbd->handle, &n, st, nargs, args);
     if (rv) {
         store_fail(db, label, rv);
@@ -351,6 +395,20 @@ int rtb_db_query(rtb_db_t *db, const char *sql)
                       db->errmsg ? db->errmsg : "?");
         return -1;
     }
+    return 0;
+}
+
+int rtb_db_ping(rtb_db_t *db)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv = apr_dbd_select(db->dbd->driver, db->pool, db->dbd->handle, &res, "SELECT 1", 0);
+    if (rv) {
+        db->errmsg = apr_dbd_error(db->dbd->driver, db->dbd->handle, rv);
+        return -1;
+    }
+    while (apr_dbd_get_row(db->dbd->driver, db->pool, res, &row, -1) == 0)
+        ;
     return 0;
 }
 

@@ -40,7 +40,11 @@
 #define RTB_SQL_EVENT_PRUNE "rtb_event_prune"
 #define RTB_SQL_IDEM_GET "rtb_idem_get"
 #define RTB_SQL_IDEM_INS "rtb_idem_ins"
-#define RTB_SQL_EVENT_NOTIFY "rtb_event_notify" /* PostgreSQL: EVENT_INS + NOTIFY */
+#define RTB_SQL_EVENT_EMIT "rtb_event_emit"   /* PostgreSQL: BOARD_SEQ + EVENT_INS + NOTIFY */
+#define RTB_SQL_TASK_APPEND "rtb_task_append" /* LIST_COUNT + TASK_INS, at the end */
+
+/* How an event's JSON begins: its id comes first, the rest is built apart. */
+#define RTB_EVENT_ID_PREFIX "{\"id\":"
 
 /* Column order of RTB_SQL_TASK_GET / RTB_SQL_TASKS_OF rows. */
 enum {
@@ -67,6 +71,7 @@ typedef struct {
     apr_pool_t *pool;
     ap_dbd_t *dbd;
     int failed;         /* a statement failed inside the transaction */
+    int writes;         /* statements run that write (INSERT, UPDATE, DELETE) */
     const char *errmsg; /* driver message of the last failure */
 } rtb_db_t;
 
@@ -96,8 +101,21 @@ int rtb_db_exec(rtb_db_t *db, const char *label, int nargs, const char **args, i
  */
 int rtb_db_query(rtb_db_t *db, const char *sql);
 
+/*
+ * The cheapest query there is ("SELECT 1"), to tell whether the database
+ * answers: 0, or -1 with db->errmsg set. Logs nothing above debug (a health
+ * check asks every second).
+ */
+int rtb_db_ping(rtb_db_t *db);
+
 /* 1 when the connection is PostgreSQL's (DBDriver pgsql). */
 int rtb_db_is_pgsql(const rtb_db_t *db);
+
+/*
+ * 1 when the session's transaction has failed and can only roll back
+ * (PostgreSQL; read from the connection, no round trip). 0 otherwise.
+ */
+int rtb_db_tx_failed(const rtb_db_t *db);
 
 /* Starts a write transaction (SQLite: BEGIN IMMEDIATE); checked: -1 when busy. */
 int rtb_db_write_begin(rtb_db_t *db);

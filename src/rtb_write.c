@@ -5,7 +5,6 @@
 #include "rtb_bus.h"
 #include "rtb_http.h"
 #include "rtb_metrics.h"
-#include "rtb_listen.h"
 
 #include "http_protocol.h"
 #include "apr_strings.h"
@@ -46,27 +45,45 @@ int rtb_answer_send(rtb_rest_ctx_t *x, const rtb_answer_t *a)
 /* events                                                               */
 
 /*
- * PostgreSQL: inserts the event row (`row`: the six EVENT_INS arguments) and
- * tells every node's LISTEN connection about it in the same statement, in
- * the event's own transaction (delivered at commit, in commit order, dropped
- * with a savepoint that is rolled back). The payload carries the id, so two
- * events never fold into one; an event too large for NOTIFY goes by id and
- * is read from the table. Returns 0 or -1.
+ * Stores one event whose JSON, after its id, is `rest` (`"type":...}`):
+ * bumps the board's sequence and inserts the event row built around the new
+ * id. PostgreSQL does both, and the NOTIFY of every node, in one statement
+ * (one round trip; the write path is serialised, so each one saved counts);
+ * SQLite, in the process, in two. Returns the id and the event's JSON in
+ * *json, or 0 (x->db.failed set).
  */
-static int write_insert_notify(rtb_rest_ctx_t *x, const char **row)
+static apr_uint64_t write_store_event(rtb_rest_ctx_t *x, const char *board, const char *type,
+                                      const char *at, const char *rest, const char **json)
 {
-    const char *args[7];
+    apr_pool_t *p = x->r->pool;
+    const char *args[5] = {board, type, at, x->user, rest};
     apr_array_header_t *rows;
-    memcpy(args, row, sizeof(*args) * 6);
-    args[6] = strlen(row[5]) + strlen(row[0]) + 24 <= RTB_LISTEN_MAX_PAYLOAD
-                  ? apr_pstrcat(x->r->pool, row[1], " ", row[0], " ", row[5], NULL)
-                  : apr_pstrcat(x->r->pool, row[1], " ", row[0], NULL);
-    rows = rtb_db_select(&x->db, RTB_SQL_EVENT_NOTIFY, 7, args, NULL);
-    if (rows && rows->nelts != 1) {
-        x->db.failed = 1;
-        return -1;
+    const char **row;
+
+    if (rtb_db_is_pgsql(&x->db)) {
+        rows = rtb_db_select(&x->db, RTB_SQL_EVENT_EMIT, 5, args, NULL);
+        if (!rows || rows->nelts != 1)
+            goto fail;
+        row = APR_ARRAY_IDX(rows, 0, const char **);
+        *json = row[1];
+        return (apr_uint64_t)apr_atoi64(row[0]);
     }
-    return rows ? 0 : -1;
+    rows = rtb_db_select(&x->db, RTB_SQL_BOARD_SEQ, 1, args, NULL);
+    if (!rows || rows->nelts != 1)
+        goto fail;
+    row = APR_ARRAY_IDX(rows, 0, const char **);
+    {
+        const char *ins[6] = {
+            board, row[0],  type,
+            at,    x->user, apr_pstrcat(p, RTB_EVENT_ID_PREFIX, row[0], ",", rest, NULL)};
+        if (rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, ins, NULL) < 0)
+            return 0;
+        *json = ins[5];
+    }
+    return (apr_uint64_t)apr_atoi64(row[0]);
+fail:
+    x->db.failed = 1;
+    return 0;
 }
 
 /*
@@ -77,36 +94,30 @@ static int write_insert_notify(rtb_rest_ctx_t *x, const char **row)
 apr_uint64_t rtb_write_emit(rtb_rest_ctx_t *x, const char *board, const char *type, json_t *data)
 {
     apr_pool_t *p = x->r->pool;
-    const char *a1[1] = {board};
-    apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_BOARD_SEQ, 1, a1, NULL);
     apr_uint64_t id;
-    const char *at = rtb_now_iso(p);
+    const char *at = rtb_now_iso(p), *json = NULL, *rest;
     json_t *ev;
     char *s;
     rtb_write_event_t *pe;
 
-    if (!rows || rows->nelts != 1) {
-        json_decref(data);
+    /* the event without its id, which only the store knows: {"type":...} */
+    ev = json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", type, "boardId", board, "at", at, "actor",
+                   x->user, "data", data);
+    s = ev ? rtb_json_dump(ev) : NULL;
+    json_decref(ev);
+    if (!s) {
         x->db.failed = 1;
         return 0;
     }
-    id = (apr_uint64_t)apr_atoi64(APR_ARRAY_IDX(rows, 0, const char **)[0]);
-    ev = json_pack("{s:I,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t)id, "type", type, "boardId",
-                   board, "at", at, "actor", x->user, "data", data);
-    s = rtb_json_dump(ev);
-    json_decref(ev);
-    {
-        const char *args[6] = {
-            board, rtb_lltoa(p, (long long)id), type, at, x->user, apr_pstrdup(p, s)};
-        free(s);
-        if (rtb_db_is_pgsql(&x->db) ? write_insert_notify(x, args) < 0
-                                    : rtb_db_exec(&x->db, RTB_SQL_EVENT_INS, 6, args, NULL) < 0)
-            return 0;
-        pe = apr_array_push(x->events);
-        pe->board = board;
-        pe->id = id;
-        pe->json = args[5];
-    }
+    rest = apr_pstrdup(p, s + 1);
+    free(s);
+    id = write_store_event(x, board, type, at, rest, &json);
+    if (!id)
+        return 0;
+    pe = apr_array_push(x->events);
+    pe->board = board;
+    pe->id = id;
+    pe->json = json;
     if (x->cfg->history > 0 && id > (apr_uint64_t)x->cfg->history &&
         id % 64 == 0) { /* trim now and then, not on every write */
         const char *pa[2] = {board, rtb_lltoa(p, (long long)(id - x->cfg->history))};
@@ -195,20 +206,64 @@ void rtb_write_child_init(apr_pool_t *pchild)
     apr_thread_cond_create(&write_gc.done, pchild);
 }
 
-/* One change of the batch, on the leader's connection, inside a savepoint. */
-static void write_batch_one(rtb_db_t *db, write_item_t *it)
+/*
+ * The leader's session during a batch. On PostgreSQL a batch first runs
+ * without savepoints ("plain"): two round trips fewer per change. A change
+ * that fails there (a failed statement aborts the whole transaction), or
+ * that refuses after it wrote, sends the batch back: rolled back, then run
+ * again with a savepoint per change. Savepoint statements are never sent on
+ * their own: the end of one change goes out with the start of the next, and
+ * the last with COMMIT; PostgreSQL runs the statements of one plain query in
+ * one round trip ("RELEASE ...; SAVEPOINT ...") and skips the rest of them
+ * when one fails. SQLite, in the process, always uses savepoints (a failed
+ * statement there aborts nothing) and gets them one by one.
+ */
+typedef struct {
+    ap_dbd_t *dbd;       /* the leader's connection */
+    const char *pending; /* to run just before the next statement */
+    int plain;           /* no savepoints (PostgreSQL's first try) */
+    int again;           /* the plain try failed: run the batch again with savepoints */
+    int open;            /* the next change's savepoint is already set */
+    int broken;          /* a savepoint statement failed: the batch commits nothing */
+} write_batch_t;
+
+/* Runs b->pending (if any), then `sql`, on db's session: 0, or -1 (b->broken). */
+static int write_sql(rtb_db_t *db, write_batch_t *b, const char *sql)
+{
+    const char *before = b->pending;
+    int rc;
+    b->pending = NULL;
+    if (before && rtb_db_is_pgsql(db))
+        rc = rtb_db_query(db, apr_pstrcat(db->pool, before, "; ", sql, NULL));
+    else
+        rc = (before && rtb_db_query(db, before) < 0) ? -1 : rtb_db_query(db, sql);
+    if (rc < 0)
+        b->broken = 1;
+    return rc;
+}
+
+/* One change of the batch, on the leader's connection (inside a savepoint unless plain). */
+static void write_batch_one(write_batch_t *b, write_item_t *it)
 {
     rtb_rest_ctx_t *x = it->x;
     rtb_db_t own = x->db;
     int rc;
 
-    x->db.dbd = db->dbd;
+    if (b->again) /* the batch runs again anyway */
+        return;
+    x->db.dbd = b->dbd;
     x->db.failed = 0;
+    x->db.writes = 0;
     apr_array_clear(x->events);
-    if (rtb_db_query(&x->db, "SAVEPOINT rtb_change") < 0) {
+    if (b->broken) { /* the transaction is lost: the batch answers 503 */
+        it->outcome = WRITE_BUSY;
+        goto out;
+    }
+    if (!b->plain && !b->open && write_sql(&x->db, b, "SAVEPOINT rtb_change") < 0) {
         it->outcome = WRITE_DB_ERROR;
         goto out;
     }
+    b->open = 0;
     if (it->idem) {
         const char *args[2] = {x->user, it->idem};
         apr_array_header_t *rows = rtb_db_select(&x->db, RTB_SQL_IDEM_GET, 2, args, NULL);
@@ -222,7 +277,8 @@ static void write_batch_one(rtb_db_t *db, write_item_t *it)
                 it->a.location = row[2];
                 it->a.body = (char *)row[3];
             }
-            rtb_db_query(&x->db, "RELEASE rtb_change");
+            if (!b->plain)
+                b->pending = "RELEASE rtb_change";
             goto out;
         }
         if (!rows) {
@@ -248,18 +304,72 @@ static void write_batch_one(rtb_db_t *db, write_item_t *it)
             goto undo;
         }
     }
-    if (rtb_db_query(&x->db, "RELEASE rtb_change") < 0) {
-        it->outcome = WRITE_DB_ERROR;
-        goto undo;
-    }
+    /* released with the next statement: should that fail, so does COMMIT,
+     * and the whole batch answers 503 having written nothing */
+    if (!b->plain)
+        b->pending = "RELEASE rtb_change";
     it->outcome = WRITE_COMMITTED; /* once the batch commits */
     goto out;
 undo:
     apr_array_clear(x->events);
-    rtb_db_query(&x->db, "ROLLBACK TO rtb_change");
-    rtb_db_query(&x->db, "RELEASE rtb_change");
+    if (b->plain) {
+        /* a refusal before any write leaves nothing to undo */
+        if (x->db.failed || x->db.writes)
+            b->again = 1;
+        goto out;
+    }
+    write_sql(&x->db, b, "ROLLBACK TO rtb_change");
+    b->pending = "RELEASE rtb_change";
 out:
     x->db.dbd = own.dbd;
+}
+
+/*
+ * Starts the batch's transaction: plain on PostgreSQL's first try, else with
+ * the first change's savepoint in the same round trip; SQLite's BEGIN
+ * IMMEDIATE. Returns 0, or -1 when the database is busy or gone (nothing
+ * started).
+ */
+static int write_batch_begin(rtb_db_t *db, write_batch_t *b)
+{
+    if (!rtb_db_is_pgsql(db))
+        return rtb_db_write_begin(db);
+    if (rtb_db_query(db, b->plain ? "BEGIN" : "BEGIN; SAVEPOINT rtb_change") < 0) {
+        rtb_db_query(db, "ROLLBACK");
+        return -1;
+    }
+    b->open = !b->plain;
+    return 0;
+}
+
+/* Runs the batch's changes in one transaction, left open for its COMMIT: 0, or -1 (busy). */
+static int write_batch_changes(rtb_rest_ctx_t *leader, write_item_t *batch, write_batch_t *b)
+{
+    write_item_t *it;
+
+    memset(b, 0, sizeof(*b));
+    b->dbd = leader->db.dbd;
+    b->plain = rtb_db_is_pgsql(&leader->db);
+    if (write_batch_begin(&leader->db, b) < 0)
+        return -1;
+    for (it = batch; it; it = it->next)
+        write_batch_one(b, it);
+    if (!b->again)
+        return 0;
+    /* undo the plain try, then every change again, each in its savepoint */
+    if (rtb_db_query(&leader->db, "ROLLBACK") < 0)
+        return -1;
+    for (it = batch; it; it = it->next) {
+        it->outcome = WRITE_PENDING;
+        memset(&it->a, 0, sizeof(it->a));
+    }
+    memset(b, 0, sizeof(*b));
+    b->dbd = leader->db.dbd;
+    if (write_batch_begin(&leader->db, b) < 0)
+        return -1;
+    for (it = batch; it; it = it->next)
+        write_batch_one(b, it);
+    return 0;
 }
 
 /* The leader's work: one lock, one transaction, one commit for the batch. */
@@ -267,6 +377,7 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
 {
     request_rec *r = leader->r;
     write_item_t *it;
+    write_batch_t b;
     int i, ok;
     apr_time_t began;
 
@@ -276,15 +387,15 @@ static void write_batch_run(rtb_rest_ctx_t *leader, write_item_t *batch)
         return;
     }
     began = apr_time_now();
-    if (rtb_db_write_begin(&leader->db) < 0) {
+    if (write_batch_changes(leader, batch, &b) < 0) {
         rtb_bus_write_unlock(r->server);
         for (it = batch; it; it = it->next)
             it->outcome = WRITE_BUSY;
         return;
     }
-    for (it = batch; it; it = it->next)
-        write_batch_one(&leader->db, it);
-    ok = rtb_db_query(&leader->db, "COMMIT") == 0;
+    /* PostgreSQL answers COMMIT of a failed transaction with a ROLLBACK, not
+     * an error: never take that for a commit */
+    ok = !b.broken && !rtb_db_tx_failed(&leader->db) && write_sql(&leader->db, &b, "COMMIT") == 0;
     rtb_metrics_count_batch(ok ? apr_time_now() - began : -1);
     if (!ok)
         rtb_db_query(&leader->db, "ROLLBACK");

@@ -673,3 +673,54 @@ def test_presence_through_the_front_when_a_node_stops_then_dies(servers, pg):
         await watcher.close()
 
     asyncio.run(scenario())
+
+
+def health(server):
+    return requests.get(server.url("/rtboard-health"), timeout=10)
+
+
+def front_members_in_error(front):
+    """How many balancer members the front's status page shows failing
+    their health check (mod_proxy_hcheck's HcFl)."""
+    page = requests.get(front.url("/front-status"), timeout=10).text
+    return page.count("HcFl")
+
+
+def test_health_follows_the_database(servers):
+    """GET /rtboard-health answers 200 while the node's database answers and
+    its bus is up, a JSON 503 while PostgreSQL is stopped, 200 again once it
+    is back; the front's HTTP health checks take the nodes out and back."""
+    pg = Postgres().start()
+    try:
+        n1, n2 = start_nodes(servers, pg.new_database())
+        for n in (n1, n2):
+            r = health(n)
+            assert r.status_code == 200, r.text
+            assert r.json()["data"] == {"status": "ok", "database": "ok", "bus": "connected"}
+            assert r.headers.get("Cache-Control") == "no-store"
+        front = start_front(servers, [n1, n2])
+        wait_until(lambda: front.client("alice").get("/boards/demo").status_code == 200, 20,
+                   "the front to serve")
+        assert front_members_in_error(front) == 0
+
+        pg.stop()
+        for n in (n1, n2):
+            # a Response of status 503 is falsy: wait on a list holding it
+            r = wait_until(lambda n=n: [x for x in [health(n)] if x.status_code == 503], 20,
+                           "the health of %s to fail" % n.base, interval=0.2)[0]
+            assert_error(r, 503)
+            assert r.json()["error"]["code"] in ("database_unavailable", "bus_disconnected")
+        wait_until(lambda: front_members_in_error(front) == 4, 20,
+                   "the front to take every member out")
+
+        pg.start()
+        for n in (n1, n2):
+            wait_until(lambda n=n: health(n).status_code == 200, 30,
+                       "the health of %s to come back" % n.base, interval=0.2)
+        wait_until(lambda: front_members_in_error(front) == 0, 20,
+                   "the front to take the members back")
+        assert front.client("alice").get("/boards/demo").status_code == 200
+    finally:
+        for s in list(servers.servers):
+            s.stop()
+        pg.cleanup()
