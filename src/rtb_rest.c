@@ -469,10 +469,12 @@ static int rest_task_no_list(rtb_rest_ctx_t *x, rtb_answer_t *a)
 
 /*
  * The task's row (RETURNING its columns). At the end of its list (no
- * position, the usual case): the list check, the position and the insert in
- * one statement; the write path is serialised, so every statement saved
- * counts. Elsewhere: the list's size, the tasks after it moved down, the
- * insert. NULL with the answer set when refused, or x->db.failed.
+ * position, the usual case) on PostgreSQL: the list check, the position and
+ * the insert in one statement, as the write path is serialised and each
+ * round trip saved counts (SQLite, in the process, has no round trips to
+ * save, and runs the two statements a little faster than the one).
+ * Elsewhere: the list's size, the tasks after it moved down, the insert.
+ * NULL with the answer set when refused, or x->db.failed.
  */
 static const char **rest_task_insert(rtb_rest_ctx_t *x, rtb_answer_t *a, const char *lid,
                                      const char *now)
@@ -482,7 +484,7 @@ static const char **rest_task_insert(rtb_rest_ctx_t *x, rtb_answer_t *a, const c
     const char **row;
     long long count, pos;
 
-    if (!rtb_body_has(x, "position")) {
+    if (!rtb_body_has(x, "position") && rtb_db_is_pgsql(&x->db)) {
         const char *args[9] = {rtb_body_str(x, "title"),
                                desc ? desc : "",
                                rtb_body_str(x, "assignee"),
