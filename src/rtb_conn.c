@@ -13,13 +13,15 @@
 #include "apr_strings.h"
 #include "apr_atomic.h"
 
+#include <errno.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
 
 APLOG_USE_MODULE(rtboard);
 
-#define CONN_MAX_RECORDS 20000 /* ring records copied out in one read */
+#define CONN_MAX_RECORDS 20000         /* ring records copied out in one read */
+#define CONN_DIRECT_SNDBUF (64 * 1024) /* SO_SNDBUF of a stream written directly */
 
 static volatile apr_uint32_t conn_next_id;
 static const rtb_conn_loop_t *conn_loop;
@@ -136,6 +138,70 @@ static int conn_socket_room(rtb_conn_t *cn, apr_size_t len)
     return (apr_size_t)outq + len <= (apr_size_t)sndbuf / 2 || outq == 0;
 }
 
+/*
+ * Whether the loop may write straight to the socket: nothing but Apache's
+ * core writes the connection (mod_reqtimeout's output filter only watches
+ * for the end of a request), and the core holds no byte set aside. TLS,
+ * HTTP/2 and any other connection filter keep the filter path.
+ */
+static int conn_direct_ok(const rtb_conn_t *cn)
+{
+    const ap_filter_t *f;
+    if (cn->fd < 0 || cn->blocking || !cn->in_pollset || cn->closing ||
+        cn->c->data_in_output_filters)
+        return 0;
+    for (f = cn->out; f; f = f->next) {
+        if (f->frec == ap_core_output_filter_handle)
+            return f->next == NULL;
+        if (strcasecmp(f->frec->name, "reqtimeout") != 0)
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * One non-blocking send of the queue: what the socket does not take stays
+ * queued, and the loop waits for room. One system call per flush, where the
+ * filter path takes three (room check, send buffer size, send) and a bucket
+ * for each piece.
+ */
+static int conn_flush_direct(rtb_conn_t *cn)
+{
+    ssize_t n;
+    if (!cn->direct) {
+        /* a fixed send buffer: what a slow reader leaves unread waits in
+         * the queue, where RTBoardOutputCap counts it, not in a kernel
+         * buffer autotuned up to megabytes */
+        int sndbuf = CONN_DIRECT_SNDBUF;
+        setsockopt(cn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        cn->direct = 1;
+    }
+    do
+        n = send(cn->fd, cn->obuf, cn->olen, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, APR_FROM_OS_ERROR(errno), cn->c,
+                      "RTB0041: write failed; closing");
+        cn->c->aborted = 1;
+        rtb_conn_close(cn, RTB_CLOSE_PEER);
+        return -1;
+    }
+    if (n < 0)
+        n = 0;
+    if ((apr_size_t)n < cn->olen) {
+        memmove(cn->obuf, cn->obuf + n, cn->olen - (apr_size_t)n);
+        cn->olen -= (apr_size_t)n;
+        if (conn_loop)
+            conn_loop->set_pollout(cn, 1);
+        return 0;
+    }
+    /* an idle stream holds no output buffer */
+    rtb_conn_free_obuf(cn);
+    if (conn_loop)
+        conn_loop->set_pollout(cn, 0);
+    return 0;
+}
+
 int rtb_conn_flush(rtb_conn_t *cn)
 {
     apr_status_t rv;
@@ -143,6 +209,8 @@ int rtb_conn_flush(rtb_conn_t *cn)
         return 0;
     if (cn->c->aborted)
         return -1;
+    if (conn_direct_ok(cn))
+        return conn_flush_direct(cn);
     if (!cn->closing && !conn_socket_room(cn, cn->olen)) {
         if (conn_loop)
             conn_loop->set_pollout(cn, 1);

@@ -85,6 +85,7 @@ struct rtb_conn_t {
     int final;        /* writing its last words: writes allowed while closing */
     int keep_request; /* the transport still needs its request: never released */
     int settled;      /* request released (unless kept) and input drained, once */
+    int direct;       /* written straight to the socket, with a fixed send buffer */
     apr_uint32_t id;  /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;
