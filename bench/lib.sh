@@ -155,6 +155,16 @@ wait_connected() {
     done
 }
 
+# When the last of the client processes whose logs match $1 was ready (its
+# READY line's at=, milliseconds since the epoch), as seconds since the
+# epoch; $2 (a `date +%s.%N` taken before) when no line has it. The clients
+# stamp their own READY, so the figure does not depend on how often the
+# script looks.
+ready_at() {
+    cat $1 2>/dev/null | sed -n 's/^READY .* at=\([0-9]*\).*/\1/p' |
+        awk -v d="$2" '$1 > m {m = $1} END {if (m) printf "%.3f", m / 1000; else print d}'
+}
+
 # Like wait_connected after SIGUSR2 made the clients give up: waits for READY.
 wait_ready() {
     pattern=$1 deadline=$(($(date +%s) + $2)) want=$3
