@@ -205,7 +205,8 @@ wait_pids() {
 
 # Writes VAR/htpasswd with alice, bob, carol, admin and user0..user<n-1> (password:
 # the name), SHA1 form, before server.sh would create a smaller one, and the
-# same users as VAR/users.dbm (Berkeley DB hash) for USERDB=dbm.
+# same users as VAR/users.dbm (Berkeley DB hash) for USERDB=dbm and
+# VAR/users.sdbm (APR's SDBM) for USERDB=sdbm.
 write_htpasswd() {
     node -e '
 const c = require("crypto"), n = +process.argv[1];
@@ -222,4 +223,12 @@ open my $in, "<", $ARGV[0] or die "$ARGV[0]: $!";
 while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $h; }
 untie %db;
 ' "$VAR/htpasswd" "$VAR/users.dbm"
+    # and in APR's SDBM format (users.sdbm.dir/.pag) for USERDB=sdbm
+    rm -f "$VAR/users.sdbm.dir" "$VAR/users.sdbm.pag"
+    perl -MSDBM_File -MFcntl -e '
+tie my %db, "SDBM_File", $ARGV[1], O_RDWR | O_CREAT, 0644 or die "$ARGV[1]: $!";
+open my $in, "<", $ARGV[0] or die "$ARGV[0]: $!";
+while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $h; }
+untie %db;
+' "$VAR/htpasswd" "$VAR/users.sdbm"
 }

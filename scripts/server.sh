@@ -44,13 +44,19 @@ dbd_lines() {
 }
 
 # Where Basic authentication finds the users (mod_authn_file reads the whole
-# file on a cache miss; mod_authn_dbm looks a user up in a hash).
+# file on a cache miss; mod_authn_dbm looks a user up in a hash: dbm, a
+# Berkeley DB file; sdbm, APR's own SDBM, cheaper to open on every lookup).
 authn_lines() {
-    if [ "${USERDB:-file}" = dbm ]; then
+    if [ "${USERDB:-file}" = dbm ] || [ "${USERDB:-file}" = sdbm ]; then
         echo "    AuthBasicProvider socache dbm"
         echo "    AuthnCacheProvideFor dbm"
-        echo "    AuthDBMType db"
-        echo "    AuthDBMUserFile \"$VAR/users.dbm\""
+        if [ "$USERDB" = sdbm ]; then
+            echo "    AuthDBMType SDBM"
+            echo "    AuthDBMUserFile \"$VAR/users.sdbm\""
+        else
+            echo "    AuthDBMType db"
+            echo "    AuthDBMUserFile \"$VAR/users.dbm\""
+        fi
     else
         echo "    AuthBasicProvider socache file"
         echo "    AuthnCacheProvideFor file"

@@ -104,12 +104,13 @@ static rtb_ws_join_t *upgrade_first_join(request_rec *r, const rtb_route_t *rt, 
     return first;
 }
 
-/* Sends the 101 with Sec-WebSocket-Accept; the connection is a WebSocket from here. */
-static void upgrade_accept(request_rec *r)
+/* Queues the 101 with Sec-WebSocket-Accept; the connection is a WebSocket from here. */
+static void upgrade_accept(request_rec *r, rtb_conn_t *cn)
 {
     const char *key = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
     unsigned char digest[APR_SHA1_DIGESTSIZE];
     char accept[32];
+    const char *head;
     apr_sha1_ctx_t sha;
     conn_rec *c = r->connection;
     apr_sha1_init(&sha);
@@ -117,13 +118,21 @@ static void upgrade_accept(request_rec *r)
     apr_sha1_update(&sha, WS_GUID, (unsigned)strlen(WS_GUID));
     apr_sha1_final(digest, &sha);
     apr_base64_encode(accept, (const char *)digest, APR_SHA1_DIGESTSIZE);
+    /* for the access log: the answer's status and headers */
     apr_table_clear(r->headers_out);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", apr_pstrdup(r->pool, accept));
     r->status = HTTP_SWITCHING_PROTOCOLS;
     r->status_line = ap_get_status_line(r->status);
-    ap_send_interim_response(r, 1);
+    /*
+     * The head goes out with the socket's first messages, in one write (as
+     * ap_send_interim_response would write it: the status line and these
+     * three headers, nothing else).
+     */
+    head = apr_pstrcat(r->pool, "HTTP/1.1 ", r->status_line, "\r\nUpgrade: websocket\r\n",
+                       "Connection: Upgrade\r\nSec-WebSocket-Accept: ", accept, "\r\n\r\n", NULL);
+    rtb_conn_write(cn, head, strlen(head));
     c->keepalive = AP_CONN_CLOSE;
     r->output_filters = r->proto_output_filters = c->output_filters;
     r->input_filters = r->proto_input_filters = c->input_filters;
@@ -157,11 +166,10 @@ int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
     }
     if (origin_ok && r->user && rtb_limits_take_stream(r) != OK)
         return rtb_send_too_many_streams(r);
-    upgrade_accept(r);
-    if (c->aborted)
-        return OK;
     cn = rtb_conn_create(r, &rtb_ws_transport, first ? first->start : rtb_bus_ring_position());
+    upgrade_accept(r, cn);
     if (!rtb_ws_state_create(cn, r)) {
+        rtb_conn_free_obuf(cn);
         c->aborted = 1;
         return OK;
     }
