@@ -660,6 +660,7 @@ int rtb_engine_hand_off(rtb_conn_t *cn)
 static void engine_suspend_hook(conn_rec *c, request_rec *r)
 {
     rtb_conn_t *cn;
+    int wake;
     (void)r;
     if (!c->cs || c->cs->state != CONN_STATE_SUSPENDED)
         return;
@@ -668,10 +669,14 @@ static void engine_suspend_hook(conn_rec *c, request_rec *r)
         return;
     ap_set_module_config(c->conn_config, &rtboard_module, NULL);
     apr_thread_mutex_lock(eng.qlock);
+    /* a queue that was not empty already has its wake-up on the way: the
+     * loop takes the whole queue at once */
+    wake = eng.queue == NULL;
     cn->qnext = eng.queue;
     eng.queue = cn;
     apr_thread_mutex_unlock(eng.qlock);
-    apr_pollset_wakeup(eng.ps);
+    if (wake)
+        apr_pollset_wakeup(eng.ps);
 }
 
 /* Graceful restart or stop: end every stream so the child can exit. */
