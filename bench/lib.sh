@@ -165,6 +165,12 @@ ready_at() {
         awk -v d="$2" '$1 > m {m = $1} END {if (m) printf "%.3f", m / 1000; else print d}'
 }
 
+# The CPU the client processes whose logs match $1 had used when each was
+# ready (their READY lines' cpu=, ms), summed; empty when none says.
+ready_cpu() {
+    cat $1 2>/dev/null | sed -n 's/^READY .* cpu=\([0-9]*\).*/\1/p' | awk '{s += $1; n++} END {if (n) print s}'
+}
+
 # Like wait_connected after SIGUSR2 made the clients give up: waits for READY.
 wait_ready() {
     pattern=$1 deadline=$(($(date +%s) + $2)) want=$3

@@ -160,7 +160,7 @@ function pump() {
     if (!ready && started === count && pending === 0) {
         ready = true;
         cpuAtReady = cpuMs();
-        console.log(`READY ok=${ok} failed=${failed} at=${Date.now()} reasons=${JSON.stringify(failReasons)}`);
+        console.log(`READY ok=${ok} failed=${failed} at=${Date.now()} cpu=${Math.round(cpuAtReady)} reasons=${JSON.stringify(failReasons)}`);
         if (ok === 0 || (events === 0)) finish();
     }
 }
