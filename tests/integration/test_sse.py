@@ -680,6 +680,49 @@ def test_event_from_one_child_reaches_a_stream_held_by_another(srv, alice_s, sbo
 # resume
 
 
+def test_a_reader_that_pauses_gets_every_event_once_in_order(srv, alice_s, sboard):
+    """A stream is written straight to its socket. A reader that stops while
+    80 events of 4 KB are published (more than the sockets' buffers on both
+    sides hold, less than RTBoardOutputCap: the rest waits in the server) and
+    then reads on gets every one, once, in order, and stays connected."""
+    board, lists = sboard
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    http, parser, blocks = HTTPDecoder(), SSEParser(), []
+
+    def read_until(pred, secs):
+        deadline = time.monotonic() + secs
+        while not pred():
+            left = deadline - time.monotonic()
+            assert left > 0, "timed out with %d blocks" % len(blocks)
+            s.settimeout(left)
+            data = s.recv(65536)
+            assert data, "the stream ended after %d blocks" % len(blocks)
+            body = http.feed(data)
+            if body:
+                blocks.extend(parser.feed(body))
+
+    try:
+        s.settimeout(10)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(request_bytes(srv, "/boards/%s/events" % board))
+        read_until(lambda: any(b.data and b.json().get("type") == "connected" for b in blocks), 10)
+        assert http.status == 200
+        start = [b.json() for b in blocks if b.data][0]["lastEventId"]
+        desc = "p" * 4000
+        for i in range(80):
+            alice_s.create_task(board, lists[i % 3], "pause %d" % i, description=desc)
+        read_until(lambda: len([b for b in blocks if b.id]) >= 80, 30)
+        got = [b for b in blocks if b.id]
+        assert ids(got) == list(range(start + 1, start + 81))
+        for b in got:
+            assert_event_block(b, board, int(b.id), "task_created")
+        total = sum(len(b.data) for b in got)
+        assert total > 300000, total  # well past what the sockets' buffers hold
+    finally:
+        s.close()
+
+
 def test_resume_with_last_event_id_replays_exactly_the_missed_events(srv, alice_s, sboard):
     board, lists = sboard
     with SSEStream(srv, "/boards/%s/events" % board) as s:

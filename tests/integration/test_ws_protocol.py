@@ -568,3 +568,31 @@ def test_handshake_over_http_1_0_or_post_is_refused(srv):
             assert int(head.split()[1]) == status, (method, version, head[:200])
         finally:
             sock.close()
+
+
+def test_a_socket_that_pauses_gets_every_event_once_in_order(srv):
+    """A socket is written straight to: one that stops reading while 80
+    events of 4 KB are published (more than the sockets' buffers hold, less
+    than RTBoardOutputCap) and then reads on gets every one, once, in order,
+    and stays open (this server pings every 30 s: the pause is shorter)."""
+    alice = srv.client("alice")
+    b = alice.create_board(unique("wsp"))
+    bid, lists = b["id"], [l["id"] for l in b["lists"]]
+    with RawWS(srv.port, "/boards/%s/ws" % bid) as raw:
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        first = raw.recv_until(lambda m: m.get("type") == "presence", 10)
+        start = [m for m in first if m.get("type") == "joined"][0]["lastEventId"]
+        desc = "w" * 4000
+        for i in range(80):
+            alice.create_task(bid, lists[i % 3], "pause %d" % i, description=desc)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 80:
+            m = raw.recv_json(max(0.1, deadline - time.monotonic()))
+            if m.get("type") == "task_created":
+                got.append(m)
+        assert [m["id"] for m in got] == list(range(start + 1, start + 81))
+        assert all(m["boardId"] == bid and m["data"]["task"]["description"] == desc
+                   for m in got), got[0]
+        raw.send_json({"type": "ping"})
+        raw.recv_until(lambda m: m.get("type") == "pong", 10)
