@@ -222,19 +222,13 @@ for (let i = 0; i < n; i++) users.push("user" + i);
 process.stdout.write(users.map(line).join("\n") + "\n");
 ' "$1" >"$VAR/htpasswd"
     chmod 644 "$VAR/htpasswd"
-    rm -f "$VAR/users.dbm"
-    perl -MDB_File -MFcntl -e '
+    rm -f "$VAR/users.dbm" "$VAR/users.sdbm.dir" "$VAR/users.sdbm.pag"
+    perl -MDB_File -MSDBM_File -MFcntl -e '
 tie my %db, "DB_File", $ARGV[1], O_RDWR | O_CREAT, 0644, $DB_HASH or die "$ARGV[1]: $!";
+tie my %sdbm, "SDBM_File", $ARGV[2], O_RDWR | O_CREAT, 0644 or die "$ARGV[2]: $!";
 open my $in, "<", $ARGV[0] or die "$ARGV[0]: $!";
-while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $h; }
+while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $sdbm{$u} = $h; }
 untie %db;
-' "$VAR/htpasswd" "$VAR/users.dbm"
-    # and in APR's SDBM format (users.sdbm.dir/.pag) for USERDB=sdbm
-    rm -f "$VAR/users.sdbm.dir" "$VAR/users.sdbm.pag"
-    perl -MSDBM_File -MFcntl -e '
-tie my %db, "SDBM_File", $ARGV[1], O_RDWR | O_CREAT, 0644 or die "$ARGV[1]: $!";
-open my $in, "<", $ARGV[0] or die "$ARGV[0]: $!";
-while (<$in>) { chomp; my ($u, $h) = split /:/, $_, 2; $db{$u} = $h; }
-untie %db;
-' "$VAR/htpasswd" "$VAR/users.sdbm"
+untie %sdbm;
+' "$VAR/htpasswd" "$VAR/users.dbm" "$VAR/users.sdbm"
 }

@@ -47,21 +47,21 @@ dbd_lines() {
 # file on a cache miss; mod_authn_dbm looks a user up in a hash: dbm, a
 # Berkeley DB file; sdbm, APR's own SDBM, cheaper to open on every lookup).
 authn_lines() {
-    if [ "${USERDB:-file}" = dbm ] || [ "${USERDB:-file}" = sdbm ]; then
-        echo "    AuthBasicProvider socache dbm"
-        echo "    AuthnCacheProvideFor dbm"
-        if [ "$USERDB" = sdbm ]; then
-            echo "    AuthDBMType SDBM"
-            echo "    AuthDBMUserFile \"$VAR/users.sdbm\""
-        else
-            echo "    AuthDBMType db"
-            echo "    AuthDBMUserFile \"$VAR/users.dbm\""
-        fi
-    else
+    local type file
+    case "${USERDB:-file}" in
+    dbm) type=db file=users.dbm ;;
+    sdbm) type=SDBM file=users.sdbm ;;
+    *)
         echo "    AuthBasicProvider socache file"
         echo "    AuthnCacheProvideFor file"
         echo "    AuthUserFile \"$VAR/htpasswd\""
-    fi
+        return
+        ;;
+    esac
+    echo "    AuthBasicProvider socache dbm"
+    echo "    AuthnCacheProvideFor dbm"
+    echo "    AuthDBMType $type"
+    echo "    AuthDBMUserFile \"$VAR/$file\""
 }
 
 # The front's balancer members, one line per node and scheme.
