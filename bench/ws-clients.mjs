@@ -8,6 +8,9 @@
 // messages with an "id"). Prints "COMPLETE" when every socket has EVENTS
 // events; writes OUT and exits on SIGUSR1/SIGTERM; SIGUSR2 abandons sockets
 // still waiting for `joined`.
+// For another server (bench/nchan-fanout SUB=ws), env WS_PATH replaces the
+// path and a socket counts as ready when its handshake completes (there is no
+// `joined`); event ids are the "id" of each message's JSON either way.
 //
 //   node ws-clients.mjs storm PORT BOARD FIRST COUNT TOTAL SPREAD_MS OUT
 // Connects users user<FIRST>..user<FIRST+COUNT-1> (password: the name), one
@@ -31,8 +34,10 @@ import { cpuMs, nowMs, record, streamFields, writeReport } from './tally.mjs';
 const mode = process.argv[2];
 const basic = (cred) => 'Basic ' + Buffer.from(cred).toString('base64');
 
+const wsPath = process.env.WS_PATH;
+
 function connect(port, board, cred) {
-    return new WebSocket(`ws://127.0.0.1:${port}/boards/${board}/ws`, {
+    return new WebSocket(`ws://127.0.0.1:${port}${wsPath || `/boards/${board}/ws`}`, {
         headers: { Authorization: basic(cred) },
         perMessageDeflate: false,
         handshakeTimeout: 60000,
@@ -64,11 +69,20 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
         s.ws.terminate();
     }
 
+    function ready1(s, base) {
+        s.base = base;
+        s.state = 'open';
+        s.opened = true;
+        ok++; pending--;
+        pump();
+    }
+
     function open() {
         const s = { state: 'connecting', opened: false, ...streamFields() };
         socks.push(s);
         started++; pending++;
         s.ws = connect(port, board, cred);
+        if (wsPath) s.ws.on('open', () => ready1(s, 0));
         s.ws.on('message', (data) => {
             const t = nowMs();
             let m;
@@ -80,11 +94,7 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
                     if (ready && complete === ok) console.log('COMPLETE');
                 }
             } else if (m.type === 'joined' && s.state === 'connecting') {
-                s.base = m.lastEventId;
-                s.state = 'open';
-                s.opened = true;
-                ok++; pending--;
-                pump();
+                ready1(s, m.lastEventId);
             } else if (m.type === 'error') {
                 failReasons[`error ${m.code}`] = (failReasons[`error ${m.code}`] || 0) + 1;
             }
@@ -99,7 +109,7 @@ function fanout([port, board, countS, eventsS, out, cred = 'alice:alice', parS =
         if (!ready && started === count && pending === 0) {
             ready = true;
             cpuAtReady = cpuMs();
-            console.log(`READY ok=${ok} failed=${failed} at=${Date.now()} reasons=${JSON.stringify(failReasons)}`);
+            console.log(`READY ok=${ok} failed=${failed} at=${Date.now()} cpu=${Math.round(cpuAtReady)} reasons=${JSON.stringify(failReasons)}`);
             if (ok === 0 || events === 0) finish();
         }
     }

@@ -353,16 +353,83 @@ void rtb_conn_hold_head(request_rec *r)
 }
 
 /* A stream's client sends nothing: readable means it went away. */
-void rtb_conn_drain_input(rtb_conn_t *cn)
+/*
+ * Whether the socket can be read directly: nothing but Apache's core (and
+ * mod_logio's byte count) reads the connection, and the core's filter holds
+ * no byte it read ahead (its brigade has the socket's bucket or nothing).
+ * The empty remainder of the request's last read that the core's filter
+ * keeps (a zero-length bucket holding its 8 KB buffer) is dropped here,
+ * which gives the buffer back without reading into a new one.
+ */
+static int conn_direct_read_ok(conn_rec *c)
+{
+    const ap_filter_t *f;
+    const core_net_rec *net = NULL;
+    apr_bucket *e, *next;
+    for (f = c->input_filters; f; f = f->next) {
+        if (f->frec == ap_core_input_filter_handle)
+            net = f->ctx;
+        else if (strcasecmp(f->frec->name, "log_input_output") != 0)
+            return 0;
+    }
+    if (!net)
+        return 0;
+    if (!net->in_ctx || !net->in_ctx->b)
+        return 1;
+    for (e = APR_BRIGADE_FIRST(net->in_ctx->b); e != APR_BRIGADE_SENTINEL(net->in_ctx->b);
+         e = next) {
+        next = APR_BUCKET_NEXT(e);
+        if (APR_BUCKET_IS_SOCKET(e))
+            continue;
+        if (e->length != 0 || APR_BUCKET_IS_METADATA(e))
+            return 0;
+        apr_bucket_delete(e);
+    }
+    return 1;
+}
+
+/*
+ * The filters' read takes a fresh 8 KB block from the connection's
+ * allocator each time, and a stream's allocator keeps no free block
+ * (rtb_engine_hand_off): every read through them maps a block and unmaps it
+ * again, and each unmapping stops every core running the child.
+ */
+apr_status_t rtb_conn_read(rtb_conn_t *cn, void *buf, apr_size_t *len)
 {
     apr_bucket_brigade *bb = cn->ibb;
     apr_status_t rv;
+    if (!cn->direct_read && cn->fd >= 0 && conn_direct_read_ok(cn->c))
+        cn->direct_read = 1;
+    if (cn->direct_read) {
+        ssize_t n;
+        do
+            n = recv(cn->fd, buf, *len, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            *len = (apr_size_t)n;
+            return APR_SUCCESS;
+        }
+        if (n == 0)
+            return APR_EOF;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_EAGAIN : APR_FROM_OS_ERROR(errno);
+    }
+    rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, *len);
+    if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
+        rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
+    if (rv == APR_SUCCESS)
+        rv = apr_brigade_flatten(bb, (char *)buf, len);
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+void rtb_conn_drain_input(rtb_conn_t *cn)
+{
+    char buf[4096];
+    apr_status_t rv;
     int rounds = 0;
     do {
-        rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, 4096);
-        if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
-            rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
-        apr_brigade_cleanup(bb);
+        apr_size_t len = sizeof(buf);
+        rv = rtb_conn_read(cn, buf, &len);
     } while (rv == APR_SUCCESS && ++rounds < 8);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
         cn->c->aborted = 1;

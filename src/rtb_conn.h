@@ -86,6 +86,7 @@ struct rtb_conn_t {
     int keep_request; /* the transport still needs its request: never released */
     int settled;      /* request released (unless kept) and input drained, once */
     int direct;       /* written straight to the socket, with a fixed send buffer */
+    int direct_read;  /* plain socket, the filters hold nothing: read straight from it */
     apr_uint32_t id;  /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;
@@ -174,6 +175,15 @@ apr_array_header_t *rtb_conn_read_ring(apr_pool_t *p, apr_uint64_t *cursor, apr_
  * drops input without blocking; end of input closes the connection.
  */
 void rtb_conn_drain_input(rtb_conn_t *cn);
+
+/*
+ * Reads what the connection holds, up to *len bytes, into buf, without
+ * blocking: APR_SUCCESS with *len > 0, APR_EAGAIN, or an error (APR_EOF when
+ * the peer closed). Through the connection's filters (TLS, ...), except on a
+ * plain connection whose core filter holds nothing read ahead: then straight
+ * from the socket (cn->direct_read, once true for good).
+ */
+apr_status_t rtb_conn_read(rtb_conn_t *cn, void *buf, apr_size_t *len);
 
 /* This child's counters: connections by transport (+1/-1), events delivered. */
 void rtb_conn_count(rtb_conn_t *cn, int delta);

@@ -35,12 +35,44 @@ APLOG_USE_MODULE(rtboard);
 #define ENGINE_DESTROY_GRACE apr_time_from_msec(100)
 #define ENGINE_SOCKET_TIMEOUT apr_time_from_msec(500)
 #define ENGINE_OLD_GENERATION_WAIT apr_time_from_msec(300)
+/*
+ * While connections keep arriving, the loop looks for hand-offs this often
+ * instead of being woken for each: a worker has already written a new
+ * stream's first messages, and what is published meanwhile is caught up
+ * from the ring at adoption, so only the stream's later traffic waits.
+ */
+#define ENGINE_ADOPT_TICK apr_time_from_msec(2)
 
 typedef struct engine_board_t {
     const char *name;
     rtb_sub_t *subs;
     apr_uint32_t count;
 } engine_board_t;
+
+/*
+ * Boards' heads: the last event id of each board the loop has read a record
+ * of (or a stream starting live has learned from the store), so that a live
+ * start need not read the store. The table is the loop's and the workers'
+ * (heads.lock); `cursor` is the loop's ring position for the whole table.
+ * Emptied when full or when the loop falls behind the ring (its records
+ * were not all read), which bumps `gen` so no learning from before lands.
+ */
+#define ENGINE_HEADS_MAX 4096
+
+typedef struct {
+    apr_uint64_t last;
+    apr_uint64_t seen; /* gseq of the last record the loop read of the board, 0 if none */
+    int deleted;       /* the last record was board_deleted: the board is gone or new */
+} engine_head_t;
+
+static struct {
+    apr_thread_mutex_t *lock;
+    apr_pool_t *pool; /* the entries; cleared when emptied */
+    apr_hash_t *table;
+    apr_uint64_t cursor;
+    apr_uint32_t gen;
+    int on;
+} heads;
 
 typedef struct engine_job_t {
     rtb_conn_t *cn;
@@ -58,6 +90,7 @@ static struct {
     apr_pollset_t *ps;
     apr_thread_mutex_t *qlock;
     rtb_conn_t *queue; /* handed off, not yet adopted (guarded by qlock) */
+    int adopting;      /* the loop looks at the queue every ENGINE_ADOPT_TICK (qlock) */
     apr_thread_t *loop_thread, *wake_thread;
     volatile apr_uint32_t stopping;
     int running;
@@ -427,13 +460,96 @@ static void engine_on_poll(const apr_pollfd_t *fds, apr_int32_t n)
     }
 }
 
-/* Connections handed over by the workers since the last pass. */
+/* heads.lock held */
+static void engine_heads_empty(void)
+{
+    apr_pool_clear(heads.pool);
+    heads.table = apr_hash_make(heads.pool);
+    heads.gen++;
+}
+
+/* heads.lock held: the board's entry, created (emptying a full table) when absent. */
+static engine_head_t *engine_head(const char *board)
+{
+    engine_head_t *e = apr_hash_get(heads.table, board, APR_HASH_KEY_STRING);
+    if (e)
+        return e;
+    if (apr_hash_count(heads.table) >= ENGINE_HEADS_MAX)
+        engine_heads_empty();
+    e = apr_pcalloc(heads.pool, sizeof(*e));
+    apr_hash_set(heads.table, apr_pstrdup(heads.pool, board), APR_HASH_KEY_STRING, e);
+    return e;
+}
+
+/* Loop thread, after each read of the ring: the boards' heads up to eng.cursor. */
+static void engine_heads_update(const apr_array_header_t *recs, int lapped)
+{
+    int i;
+    apr_thread_mutex_lock(heads.lock);
+    if (lapped)
+        engine_heads_empty();
+    for (i = 0; i < recs->nelts; i++) {
+        const rtb_rec_t *rec = &APR_ARRAY_IDX(recs, i, rtb_rec_t);
+        engine_head_t *e;
+        if (rec->kind != RTB_KIND_EVENT)
+            continue;
+        e = engine_head(rec->board);
+        e->last = rec->id;
+        e->seen = rec->gseq;
+        e->deleted = strstr(rec->json, "\"type\":\"board_deleted\"") != NULL;
+    }
+    heads.cursor = eng.cursor;
+    apr_thread_mutex_unlock(heads.lock);
+}
+
+void rtb_engine_board_head(const char *board, rtb_board_head_t *h)
+{
+    engine_head_t *e;
+    memset(h, 0, sizeof(*h));
+    h->known = -1;
+    if (!heads.on)
+        return;
+    apr_thread_mutex_lock(heads.lock);
+    e = apr_hash_get(heads.table, board, APR_HASH_KEY_STRING);
+    h->known = e && !e->deleted;
+    h->last = e ? e->last : 0;
+    h->from = heads.cursor;
+    h->gen = heads.gen;
+    apr_thread_mutex_unlock(heads.lock);
+}
+
+void rtb_engine_board_learn(const char *board, apr_uint64_t last, const rtb_board_head_t *h)
+{
+    engine_head_t *e;
+    if (!heads.on || h->known != 0)
+        return;
+    apr_thread_mutex_lock(heads.lock);
+    e = apr_hash_get(heads.table, board, APR_HASH_KEY_STRING);
+    /*
+     * Records of the board before h->from were committed before the store
+     * was read, so `last` covers them; one read since would make it stale.
+     */
+    if (heads.gen == h->gen && (!e || e->seen < h->from)) {
+        e = engine_head(board);
+        e->last = last;
+        e->deleted = 0;
+    }
+    apr_thread_mutex_unlock(heads.lock);
+}
+
+/*
+ * Connections handed over by the workers since the last pass. A pass that
+ * found some makes the loop come back within ENGINE_ADOPT_TICK, and the
+ * workers do not wake it meanwhile; the first pass that finds none lets them
+ * wake it again.
+ */
 static void engine_adopt_queued(apr_pool_t *p, apr_uint64_t ring_next)
 {
     rtb_conn_t *q, *cn;
     apr_thread_mutex_lock(eng.qlock);
     q = eng.queue;
     eng.queue = NULL;
+    eng.adopting = q != NULL && !eng.stopping;
     apr_thread_mutex_unlock(eng.qlock);
     while (q) {
         cn = q;
@@ -516,7 +632,8 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
         rtb_conn_t *cn;
         int lapped;
 
-        if (apr_pollset_poll(eng.ps, apr_time_from_msec(250), &n, &fds) != APR_SUCCESS)
+        if (apr_pollset_poll(eng.ps, eng.adopting ? ENGINE_ADOPT_TICK : apr_time_from_msec(250), &n,
+                             &fds) != APR_SUCCESS)
             n = 0;
         eng.pass++;
         apr_pool_clear(pass_pool);
@@ -527,6 +644,7 @@ static void *APR_THREAD_FUNC engine_loop(apr_thread_t *thd, void *data)
          * batch itself is dispatched to every subscriber, it included */
         ring_next = eng.cursor;
         recs = rtb_conn_read_ring(pass_pool, &eng.cursor, APR_UINT64_MAX, &lapped);
+        engine_heads_update(recs, lapped);
         if (lapped) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, eng.s,
                          "RTB0043: this child fell behind the ring; its streams resume by id");
@@ -669,9 +787,10 @@ static void engine_suspend_hook(conn_rec *c, request_rec *r)
         return;
     ap_set_module_config(c->conn_config, &rtboard_module, NULL);
     apr_thread_mutex_lock(eng.qlock);
-    /* a queue that was not empty already has its wake-up on the way: the
-     * loop takes the whole queue at once */
-    wake = eng.queue == NULL;
+    /* a queue that was not empty already has its wake-up on the way (the
+     * loop takes the whole queue at once), and a loop adopting comes back by
+     * itself */
+    wake = eng.queue == NULL && !eng.adopting;
     cn->qnext = eng.queue;
     eng.queue = cn;
     apr_thread_mutex_unlock(eng.qlock);
@@ -701,6 +820,7 @@ static apr_status_t engine_cleanup(void *data)
     if (!eng.running)
         return APR_SUCCESS;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, eng.s, "RTB0048: stopping the loop");
+    heads.on = 0;
     apr_atomic_set32(&eng.stopping, 1);
     apr_pollset_wakeup(eng.ps);
     rtb_bus_wake_sleepers();
@@ -728,6 +848,11 @@ void rtb_engine_child_init(apr_pool_t *pchild, server_rec *s)
     eng.boards = apr_hash_make(eng.pool);
     eng.cursor = rtb_bus_ring_position();
     apr_thread_mutex_create(&eng.qlock, APR_THREAD_MUTEX_DEFAULT, eng.pool);
+    memset(&heads, 0, sizeof(heads));
+    apr_thread_mutex_create(&heads.lock, APR_THREAD_MUTEX_DEFAULT, eng.pool);
+    apr_pool_create(&heads.pool, eng.pool);
+    heads.table = apr_hash_make(heads.pool);
+    heads.cursor = eng.cursor;
     if (!async)
         return;
     rv = apr_pollset_create_ex(&eng.ps, (apr_uint32_t)cfg->max_streams + 16, eng.pool,
@@ -750,6 +875,7 @@ void rtb_engine_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     eng.running = 1;
+    heads.on = 1;
     apr_pool_pre_cleanup_register(pchild, NULL, engine_cleanup);
 }
 

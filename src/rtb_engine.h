@@ -53,6 +53,30 @@ int rtb_engine_defer(rtb_conn_t *cn, void (*fn)(void *), void (*done)(void *), v
  */
 int rtb_engine_hand_off(rtb_conn_t *cn);
 
+/*
+ * What a stream starting live (no id to resume from) needs of a board, from
+ * the ring records this child's loop has read: when `known` is 1, every
+ * event of the board after `last` is in the ring at `from` or later, so a
+ * stream that follows the ring from `from` with `last` misses nothing and
+ * the store need not be read. 0: not known (read the store, then
+ * rtb_engine_board_learn); -1: no loop in this child.
+ */
+typedef struct {
+    int known;
+    apr_uint64_t last;
+    apr_uint64_t from; /* the loop's ring position */
+    apr_uint32_t gen;  /* the table's generation, for rtb_engine_board_learn */
+} rtb_board_head_t;
+
+void rtb_engine_board_head(const char *board, rtb_board_head_t *h);
+
+/*
+ * After a miss of rtb_engine_board_head (h, taken before the read): the
+ * board's last id `last` as the store said. Kept unless the loop has read a
+ * record of the board since h was taken.
+ */
+void rtb_engine_board_learn(const char *board, apr_uint64_t last, const rtb_board_head_t *h);
+
 /* Publishes an ephemeral message (presence, typing, cursor) to every child. */
 void rtb_engine_publish_ephemeral(server_rec *s, const char *board, const char *json);
 

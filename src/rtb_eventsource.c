@@ -249,7 +249,7 @@ int rtb_eventsource_handle(request_rec *r, const rtb_route_t *rt)
     rtb_replay_t rp[SSE_MAX_BOARDS];
     const char *boards[SSE_MAX_BOARDS];
     long long since[SSE_MAX_BOARDS];
-    int nb = 0, i, multi = rt->id == RTB_R_MULTI_EVENTS, rc;
+    int nb = 0, i, multi = rt->id == RTB_R_MULTI_EVENTS, rc = OK, opened = 0;
     apr_uint64_t start;
     rtb_db_t db;
     rtb_conn_t *cn;
@@ -268,16 +268,17 @@ int rtb_eventsource_handle(request_rec *r, const rtb_route_t *rt)
     }
 
     start = rtb_bus_ring_position();
-    if (rtb_db_open(&db, r) < 0)
-        return rtb_send_db_unavailable(r);
     for (i = 0; i < nb; i++) {
-        rc = rtb_replay_read(&rp[i], &db, r->pool, r->server, boards[i], since[i], 0);
-        if (rc != OK) {
-            rtb_db_close(&db);
-            return rtb_send_board_error(r, rc, boards[i]);
-        }
+        rc = rtb_replay_start(&rp[i], &db, &opened, r, r->pool, boards[i], since[i], 0, &start);
+        if (rc != OK)
+            break;
     }
-    rtb_db_close(&db);
+    if (opened)
+        rtb_db_close(&db);
+    if (rc == HTTP_SERVICE_UNAVAILABLE)
+        return rtb_send_db_unavailable(r);
+    if (rc != OK)
+        return rtb_send_board_error(r, rc, boards[i]);
 
     /* headers and first bytes at once */
     r->status = HTTP_OK;

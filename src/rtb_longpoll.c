@@ -94,7 +94,7 @@ int rtb_longpoll_handle(request_rec *r, const rtb_route_t *rt)
     rtb_db_t db;
     rtb_conn_t *cn;
     lp_state_t *st;
-    int rc;
+    int rc, opened = 0;
     const char *body;
 
     if (since == -2)
@@ -109,10 +109,11 @@ int rtb_longpoll_handle(request_rec *r, const rtb_route_t *rt)
         timeout = cfg->poll_max_timeout;
 
     start = rtb_bus_ring_position();
-    if (rtb_db_open(&db, r) < 0)
+    rc = rtb_replay_start(&rp, &db, &opened, r, r->pool, rt->board, since, RTB_REPLAY_PAGE, &start);
+    if (opened)
+        rtb_db_close(&db);
+    if (rc == HTTP_SERVICE_UNAVAILABLE)
         return rtb_send_db_unavailable(r);
-    rc = rtb_replay_read(&rp, &db, r->pool, r->server, rt->board, since, RTB_REPLAY_PAGE);
-    rtb_db_close(&db);
     if (rc != OK)
         return rtb_send_board_error(r, rc, rt->board);
     if (rp.reset || rp.events->nelts) {

@@ -5,6 +5,7 @@
 #include "rtb_replay.h"
 #include "rtb_bus.h"
 #include "rtb_config.h"
+#include "rtb_engine.h"
 
 #include "apr_strings.h"
 
@@ -105,6 +106,35 @@ int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s
     if (!rp->reset && max && rp->events->nelts == max && rtb_replay_position(rp) < rp->last)
         rp->more = 1;
     return OK;
+}
+
+int rtb_replay_start(rtb_replay_t *rp, rtb_db_t *db, int *opened, request_rec *r, apr_pool_t *p,
+                     const char *board, long long since, int max, apr_uint64_t *start)
+{
+    rtb_board_head_t h;
+    int rc;
+    h.known = -1;
+    if (since < 0) {
+        rtb_engine_board_head(board, &h);
+        if (h.known == 1) {
+            memset(rp, 0, sizeof(*rp));
+            rp->board = board;
+            rp->events = apr_array_make(p, 1, sizeof(rtb_replay_event_t));
+            rp->last = rp->since = h.last;
+            if (h.from < *start)
+                *start = h.from;
+            return OK;
+        }
+    }
+    if (!*opened) {
+        if (rtb_db_open(db, r) < 0)
+            return HTTP_SERVICE_UNAVAILABLE;
+        *opened = 1;
+    }
+    rc = rtb_replay_read(rp, db, p, r->server, board, since, max);
+    if (rc == OK && h.known == 0)
+        rtb_engine_board_learn(board, rp->last, &h);
+    return rc;
 }
 
 apr_uint64_t rtb_replay_position(const rtb_replay_t *rp)

@@ -45,6 +45,19 @@ int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s
                     long long since, int max);
 
 /*
+ * The start of a stream (or a long poll) on `board`: as rtb_replay_read,
+ * with the store opened on the first need (`*opened` then 1; the caller
+ * closes it), except for a live start (since < 0) of a board whose head this
+ * child's loop knows (rtb_engine_board_head): then the store is not read and
+ * *start, the ring position the stream follows from, is lowered to the
+ * loop's. A live start read from the store teaches the loop the board's
+ * head. Returns as rtb_replay_read, or HTTP_SERVICE_UNAVAILABLE when the
+ * store could not be opened.
+ */
+int rtb_replay_start(rtb_replay_t *rp, rtb_db_t *db, int *opened, request_rec *r, apr_pool_t *p,
+                     const char *board, long long since, int max, apr_uint64_t *start);
+
+/*
  * The event after which a client is once it has the replay: lastEventId for
  * a reset, else the id of the last event returned (or `since`).
  */

@@ -258,73 +258,6 @@ static void ws_on_record(rtb_conn_t *cn, rtb_sub_t *sub, int kind, apr_uint64_t 
     }
 }
 
-/*
- * Whether the socket can be read directly: nothing but Apache's core (and
- * mod_logio's byte count) reads the connection, and the core's filter holds
- * no byte it read ahead (its brigade has the socket's bucket or nothing).
- */
-static int ws_direct_ok(const conn_rec *c)
-{
-    const ap_filter_t *f;
-    const core_net_rec *net = NULL;
-    apr_bucket *e;
-    for (f = c->input_filters; f; f = f->next) {
-        if (f->frec == ap_core_input_filter_handle)
-            net = f->ctx;
-        else if (strcasecmp(f->frec->name, "log_input_output") != 0)
-            return 0;
-    }
-    if (!net)
-        return 0;
-    if (!net->in_ctx || !net->in_ctx->b)
-        return 1;
-    for (e = APR_BRIGADE_FIRST(net->in_ctx->b); e != APR_BRIGADE_SENTINEL(net->in_ctx->b);
-         e = APR_BUCKET_NEXT(e))
-        if (!APR_BUCKET_IS_SOCKET(e))
-            return 0;
-    return 1;
-}
-
-/*
- * Reads what the socket holds, up to *len bytes, into buf: APR_SUCCESS with
- * *len > 0, APR_EAGAIN, or an error (APR_EOF when the peer closed). Through
- * the connection's filters (TLS, ...), except on a plain connection whose
- * core filter holds nothing read ahead: then straight from the socket. The filter's read takes a
- * fresh 8 KB block from the connection's allocator each time, and a stream's allocator keeps no
- * free block (rtb_engine_hand_off), so every message read would map a block and unmap it again, and
- * each unmapping stops every core running the child.
- */
-static apr_status_t ws_read(rtb_conn_t *cn, unsigned char *buf, apr_size_t *len)
-{
-    rtb_ws_state_t *st = cn->tdata;
-    apr_bucket_brigade *bb = cn->ibb;
-    apr_status_t rv;
-    if (!st->direct_read && ws_direct_ok(cn->c))
-        st->direct_read = 1;
-    if (st->direct_read) {
-        apr_os_sock_t fd;
-        ssize_t n;
-        apr_os_sock_get(&fd, ap_get_conn_socket(cn->c));
-        do
-            n = recv(fd, buf, *len, MSG_DONTWAIT);
-        while (n < 0 && errno == EINTR);
-        if (n > 0) {
-            *len = (apr_size_t)n;
-            return APR_SUCCESS;
-        }
-        if (n == 0)
-            return APR_EOF;
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? APR_EAGAIN : APR_FROM_OS_ERROR(errno);
-    }
-    rv = ap_get_brigade(cn->c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, *len);
-    if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb))
-        rv = APR_EAGAIN; /* a non-blocking read with nothing to give */
-    if (rv == APR_SUCCESS)
-        rv = apr_brigade_flatten(bb, (char *)buf, len);
-    apr_brigade_cleanup(bb);
-    return rv;
-}
-
 static void ws_on_readable(rtb_conn_t *cn)
 {
     rtb_ws_state_t *st = cn->tdata;
@@ -337,7 +270,7 @@ static void ws_on_readable(rtb_conn_t *cn)
         return;
     while (!cn->closing && rounds++ < 16) {
         apr_size_t len = WS_READ_CHUNK, off = 0;
-        rv = ws_read(cn, buf, &len);
+        rv = rtb_conn_read(cn, buf, &len);
         if (rv != APR_SUCCESS) {
             if (!APR_STATUS_IS_EAGAIN(rv)) {
                 cn->c->aborted = 1;

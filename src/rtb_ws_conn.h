@@ -24,8 +24,7 @@ typedef struct {
     apr_size_t mlen;
     apr_time_t next_ping, ping_sent_at;
     int awaiting_pong;
-    int direct_read; /* plain socket, the filters hold nothing: read it directly (rtb_ws.c) */
-    double tokens;   /* rate limit */
+    double tokens; /* rate limit */
     apr_time_t tokens_at;
     int njoined;
     char typing_board[RTB_BOARD_ID_MAX + 1];

@@ -100,18 +100,16 @@ static void join_work(void *data)
     rtb_ws_join_t *j = data;
     request_rec *r = j->r;
     rtb_db_t db;
-    int rc = rtb_board_allowed(r, j->board, "GET", NULL);
+    int opened = 0, rc = rtb_board_allowed(r, j->board, "GET", NULL);
     if (rc != OK) {
         j->status = HTTP_FORBIDDEN;
         return;
     }
     j->start = rtb_bus_ring_position();
-    if (rtb_db_open(&db, r) < 0) {
-        j->status = HTTP_SERVICE_UNAVAILABLE;
-        return;
-    }
-    j->status = rtb_replay_read(&j->rp, &db, j->pool, r->server, j->board, j->since, 0);
-    rtb_db_close(&db);
+    j->status =
+        rtb_replay_start(&j->rp, &db, &opened, r, j->pool, j->board, j->since, 0, &j->start);
+    if (opened)
+        rtb_db_close(&db);
 }
 
 /* Loop thread (or handler): the join is decided; answer and subscribe. */

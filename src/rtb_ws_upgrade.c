@@ -76,6 +76,7 @@ static rtb_ws_join_t *upgrade_first_join(request_rec *r, const rtb_route_t *rt, 
     long long since = rtb_query_id(r, "lastEventId");
     rtb_ws_join_t *first;
     rtb_db_t db;
+    int opened = 0;
     *rc = OK;
     if (rt->id != RTB_R_BOARD_WS)
         return NULL;
@@ -90,12 +91,14 @@ static rtb_ws_join_t *upgrade_first_join(request_rec *r, const rtb_route_t *rt, 
     first->since = since;
     apr_cpystrn(first->board, rt->board, sizeof(first->board));
     first->start = rtb_bus_ring_position();
-    if (rtb_db_open(&db, r) < 0) {
+    first->status = rtb_replay_start(&first->rp, &db, &opened, r, r->pool, first->board, since, 0,
+                                     &first->start);
+    if (opened)
+        rtb_db_close(&db);
+    if (first->status == HTTP_SERVICE_UNAVAILABLE) {
         rtb_send_db_unavailable(r);
         return NULL;
     }
-    first->status = rtb_replay_read(&first->rp, &db, r->pool, r->server, first->board, since, 0);
-    rtb_db_close(&db);
     if (first->status == HTTP_INTERNAL_SERVER_ERROR) {
         rtb_send_db_error(r);
         return NULL;

@@ -1062,6 +1062,83 @@ def test_board_deleted_ends_the_boards_streams(srv, alice_s, sboard):
     assert_error(r, 404)
 
 
+def test_live_starts_while_events_are_written_miss_nothing(srv, alice_s, sboard):
+    """Streams that start live (no id) while tasks are being created, on both
+    children: each gets, once and in order, every event after the lastEventId
+    its `connected` message gave, whether that id came from the store (a
+    child's first start on the board) or from what its loop read of the ring."""
+    board, lists = sboard
+    writer = Writer(srv, board, lists[0])
+    streams = []
+    writer.start()
+    try:
+        wait_until(lambda: writer.created >= 3, 10, "the first tasks")
+        for i in range(40):
+            s = SSEStream(srv, "/boards/%s/events?probe=live%d" % (board, i))
+            streams.append(s)
+            s.wait_connected()
+            if i % 8 == 7:
+                n = writer.created
+                wait_until(lambda: writer.created > n, 10, "another task")
+    finally:
+        writer.stop()
+    try:
+        assert not writer.failures, writer.failures[:3]
+        final = alice_s.last_event_id(board)
+        starts = set()
+        for s in streams:
+            start = s.wait_connected()
+            starts.add(start)
+            want = list(range(start + 1, final + 1))
+            s.wait_ids(len(want), 10)
+            assert ids(s.events) == want, (start, final, ids(s.events)[:10])
+        assert len(starts) > 1, "every stream started at the same id: nothing was written meanwhile"
+    finally:
+        for s in streams:
+            s.close()
+    # the streams were held by both children (the access log line of each is
+    # written when it ends)
+    lines = wait_until(lambda: (lambda ls: ls if len(ls) == 40 else None)(
+        srv.access_lines("GET", r"\?probe=live\d+$")), 10, "the streams' access log lines")
+    assert {l["status"] for l in lines} == {200}
+    assert len({l["pid"] for l in lines}) == 2, lines
+
+
+def test_a_board_deleted_and_created_again_starts_live_from_its_new_history(srv, alice_s):
+    """Both children's loops have read the first board's events and its
+    board_deleted; streams that start live on the board created again under
+    the same id get its own lastEventId, then its next event once."""
+    board = unique("again")
+    first = alice_s.create_board(board)
+    for i in range(3):
+        alice_s.create_task(board, first["lists"][0]["id"], "old %d" % i)
+    before = [SSEStream(srv, "/boards/%s/events" % board) for _ in range(6)]
+    try:
+        for s in before:
+            assert s.wait_connected() == 3
+        assert alice_s.delete("/boards/" + board).status_code == 204
+        for s in before:
+            s.wait_eof(5)
+    finally:
+        for s in before:
+            s.close()
+    again = alice_s.create_board(board)
+    last = alice_s.last_event_id(board)
+    assert last < 4, last
+    after = [SSEStream(srv, "/boards/%s/events" % board) for _ in range(6)]
+    try:
+        for s in after:
+            assert s.wait_connected() == last
+        task = alice_s.create_task(board, again["lists"][0]["id"], "new")
+        for s in after:
+            evs = s.wait_ids(1)
+            assert ids(evs) == [last + 1]
+            assert evs[0].json()["data"]["task"]["id"] == task["id"]
+    finally:
+        for s in after:
+            s.close()
+
+
 # ---------------------------------------------------------------------------
 # graceful restart with open streams
 

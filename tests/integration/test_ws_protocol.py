@@ -596,3 +596,59 @@ def test_a_socket_that_pauses_gets_every_event_once_in_order(srv):
                    for m in got), got[0]
         raw.send_json({"type": "ping"})
         raw.recv_until(lambda m: m.get("type") == "pong", 10)
+
+
+def test_sockets_joining_live_while_events_are_written_miss_nothing(srv):
+    """Sockets that join live (no lastEventId), by their URL or by a join
+    message, while tasks are being created: each gets, once and in order,
+    every event after the lastEventId of its `joined` message."""
+    import threading
+    alice = srv.client("alice")
+    b = alice.create_board(unique("wsl"))
+    bid, list_id = b["id"], b["lists"][0]["id"]
+    stop, created, failures = threading.Event(), [0], []
+
+    def write():
+        c = srv.client("alice")
+        while not stop.is_set():
+            r = c.post("/boards/%s/tasks" % bid, {"listId": list_id, "title": "w%d" % created[0]})
+            if r.status_code == 201:
+                created[0] += 1
+            else:
+                failures.append((r.status_code, r.text[:200]))
+            stop.wait(0.01)
+
+    writer = threading.Thread(target=write, daemon=True)
+    socks = []
+    writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while created[0] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for i in range(30):
+            if i % 2:
+                ws = open_ws(srv, "/ws")
+                ws.send_json({"type": "join", "boardId": bid})
+            else:
+                ws = open_ws(srv, "/boards/%s/ws" % bid)
+            joined = ws.recv_until(lambda m: m.get("type") == "joined", 10)[-1]
+            socks.append((ws, joined["lastEventId"]))
+    finally:
+        stop.set()
+        writer.join(20)
+    try:
+        assert not failures, failures[:3]
+        final = alice.last_event_id(bid)
+        starts = set()
+        for ws, start in socks:
+            starts.add(start)
+            want = list(range(start + 1, final + 1))
+            got = []
+            if want:
+                got = [m["id"] for m in ws.recv_until(
+                    lambda m: m.get("id") == final or m.get("type") == "error", 10) if "id" in m]
+            assert got == want, (start, final, got[:10])
+        assert len(starts) > 1, "every socket joined at the same id: nothing was written meanwhile"
+    finally:
+        for ws, _ in socks:
+            ws.close()
