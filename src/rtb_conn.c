@@ -356,16 +356,17 @@ void rtb_conn_hold_head(request_rec *r)
 /*
  * Whether the socket can be read directly: nothing but Apache's core (and
  * mod_logio's byte count) reads the connection, and the core's filter holds
- * no byte it read ahead (its brigade has the socket's bucket or nothing).
- * The empty remainder of the request's last read that the core's filter
- * keeps (a zero-length bucket holding its 8 KB buffer) is dropped here,
- * which gives the buffer back without reading into a new one.
+ * nothing read ahead (its brigade has the socket's bucket or nothing). Right
+ * after the request it still holds the empty remainder of the request's last
+ * read (with its 8 KB buffer): the first read goes through the filters, which
+ * drop it. Dropping it here instead left each SSE stream 4 KB larger
+ * (`bench/fanout`: 12.3 KiB per stream instead of 8.3).
  */
-static int conn_direct_read_ok(conn_rec *c)
+static int conn_direct_read_ok(const conn_rec *c)
 {
     const ap_filter_t *f;
     const core_net_rec *net = NULL;
-    apr_bucket *e, *next;
+    apr_bucket *e;
     for (f = c->input_filters; f; f = f->next) {
         if (f->frec == ap_core_input_filter_handle)
             net = f->ctx;
@@ -377,14 +378,9 @@ static int conn_direct_read_ok(conn_rec *c)
     if (!net->in_ctx || !net->in_ctx->b)
         return 1;
     for (e = APR_BRIGADE_FIRST(net->in_ctx->b); e != APR_BRIGADE_SENTINEL(net->in_ctx->b);
-         e = next) {
-        next = APR_BUCKET_NEXT(e);
-        if (APR_BUCKET_IS_SOCKET(e))
-            continue;
-        if (e->length != 0 || APR_BUCKET_IS_METADATA(e))
+         e = APR_BUCKET_NEXT(e))
+        if (!APR_BUCKET_IS_SOCKET(e))
             return 0;
-        apr_bucket_delete(e);
-    }
     return 1;
 }
 
