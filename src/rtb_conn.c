@@ -356,17 +356,23 @@ void rtb_conn_hold_head(request_rec *r)
 /*
  * Whether the socket can be read directly: nothing but Apache's core (and
  * mod_logio's byte count) reads the connection, and the core's filter holds
- * nothing read ahead (its brigade has the socket's bucket or nothing). Right
- * after the request it still holds the empty remainder of the request's last
- * read (with its 8 KB buffer): the first read goes through the filters, which
- * drop it. Dropping it here instead left each SSE stream 4 KB larger
- * (`bench/fanout`: 12.3 KiB per stream instead of 8.3).
+ * nothing read ahead (its brigade has the socket's bucket or nothing).
+ *
+ * Right after the request the core's filter still holds the empty remainder
+ * of the request's last read (with its 8 KB buffer). With `drop` it is
+ * dropped here; otherwise the first read goes through the filters, which
+ * drop it, and take their read buffer from the connection's allocator: the
+ * block an SSE response's head was written in, which the allocator kept
+ * free, and which is unmapped after that read. An SSE stream that dropped
+ * its remainder here kept that block: 12.3 KiB per stream instead of 8.3
+ * (`bench/fanout`). A WebSocket's 101 is written from the connection's own
+ * buffer, so there is no such block, and the read is saved.
  */
-static int conn_direct_read_ok(const conn_rec *c)
+static int conn_direct_read_ok(const conn_rec *c, int drop)
 {
     const ap_filter_t *f;
     const core_net_rec *net = NULL;
-    apr_bucket *e;
+    apr_bucket *e, *next;
     for (f = c->input_filters; f; f = f->next) {
         if (f->frec == ap_core_input_filter_handle)
             net = f->ctx;
@@ -378,9 +384,14 @@ static int conn_direct_read_ok(const conn_rec *c)
     if (!net->in_ctx || !net->in_ctx->b)
         return 1;
     for (e = APR_BRIGADE_FIRST(net->in_ctx->b); e != APR_BRIGADE_SENTINEL(net->in_ctx->b);
-         e = APR_BUCKET_NEXT(e))
-        if (!APR_BUCKET_IS_SOCKET(e))
+         e = next) {
+        next = APR_BUCKET_NEXT(e);
+        if (APR_BUCKET_IS_SOCKET(e))
+            continue;
+        if (!drop || e->length != 0 || APR_BUCKET_IS_METADATA(e))
             return 0;
+        apr_bucket_delete(e);
+    }
     return 1;
 }
 
@@ -394,7 +405,7 @@ apr_status_t rtb_conn_read(rtb_conn_t *cn, void *buf, apr_size_t *len)
 {
     apr_bucket_brigade *bb = cn->ibb;
     apr_status_t rv;
-    if (!cn->direct_read && cn->fd >= 0 && conn_direct_read_ok(cn->c))
+    if (!cn->direct_read && cn->fd >= 0 && conn_direct_read_ok(cn->c, cn->drop_remainder))
         cn->direct_read = 1;
     if (cn->direct_read) {
         ssize_t n;

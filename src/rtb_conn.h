@@ -80,14 +80,15 @@ struct rtb_conn_t {
     char *obuf;              /* queued output (malloc), for slow sockets */
     apr_size_t olen, ocap;
     int closing, blocking, dirty, want_out, in_pollset, counted;
-    int jobs;         /* deferred jobs in flight: finish waits for them */
-    int on_closing;   /* on the loop's closing list */
-    int final;        /* writing its last words: writes allowed while closing */
-    int keep_request; /* the transport still needs its request: never released */
-    int settled;      /* request released (unless kept) and input drained, once */
-    int direct;       /* written straight to the socket, with a fixed send buffer */
-    int direct_read;  /* plain socket, the filters hold nothing: read straight from it */
-    apr_uint32_t id;  /* unique within the child */
+    int jobs;           /* deferred jobs in flight: finish waits for them */
+    int on_closing;     /* on the loop's closing list */
+    int final;          /* writing its last words: writes allowed while closing */
+    int keep_request;   /* the transport still needs its request: never released */
+    int settled;        /* request released (unless kept) and input drained, once */
+    int direct;         /* written straight to the socket, with a fixed send buffer */
+    int direct_read;    /* plain socket, the filters hold nothing: read straight from it */
+    int drop_remainder; /* no first read through the filters needed (rtb_conn_read) */
+    apr_uint32_t id;    /* unique within the child */
     int close_why;
     apr_time_t adopted, close_at, next_timer;
     apr_uint64_t passes; /* loop pass that adopted it */

@@ -170,6 +170,7 @@ int rtb_ws_upgrade(request_rec *r, const rtb_route_t *rt)
     if (origin_ok && r->user && rtb_limits_take_stream(r) != OK)
         return rtb_send_too_many_streams(r);
     cn = rtb_conn_create(r, &rtb_ws_transport, first ? first->start : rtb_bus_ring_position());
+    cn->drop_remainder = 1; /* its 101 is written from cn's own buffer (rtb_conn_read) */
     upgrade_accept(r, cn);
     if (!rtb_ws_state_create(cn, r)) {
         rtb_conn_free_obuf(cn);
