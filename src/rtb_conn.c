@@ -150,6 +150,8 @@ static int conn_direct_ok(const rtb_conn_t *cn)
     if (cn->fd < 0 || cn->blocking || !cn->in_pollset || cn->closing ||
         cn->c->data_in_output_filters)
         return 0;
+    if (cn->direct)
+        return 1; /* written directly before: nothing adds a filter to a held connection */
     for (f = cn->out; f; f = f->next) {
         if (f->frec == ap_core_output_filter_handle)
             return f->next == NULL;
