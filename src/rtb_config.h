@@ -11,7 +11,7 @@
 extern module AP_MODULE_DECLARE_DATA rtboard_module;
 
 /* Next free log tag: RTB0078. Every ap_log_* call site carries its own tag. */
-/* RTB0200-RTB0229 belong to the store and bus on PostgreSQL (next free: RTB0218;
+/* RTB0200-RTB0229 belong to the store and bus on PostgreSQL (next free: RTB0219;
  * RTB0225-RTB0226: the health check, next free after them RTB0227). */
 
 typedef struct {

@@ -295,6 +295,8 @@ static void *APR_THREAD_FUNC listen_thread(apr_thread_t *thd, void *data)
         listen_pump(st);
     }
     if (lis.pg) {
+        if (st->up)
+            rtb_peers_bye(lis.pg);
         PQfinish(lis.pg);
         lis.pg = NULL;
     }

@@ -394,6 +394,16 @@ void rtb_peers_handle(const char *payload)
     if (!st || !op || !id || id == st->node || !(n = peers_node(id, &fresh)))
         goto done;
     n->heard = apr_time_now();
+    if (!strcmp(op, "bye")) {
+        apr_uint32_t gone = rtb_presence_remote_drop(peers.s, n->owner, 1);
+        char hex[17];
+        peers_node_hex(hex, id);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, peers.s,
+                     "RTB0218: node %s stopped listening: its %u users here leave", hex,
+                     (unsigned)gone);
+        n->id = 0;
+        goto done;
+    }
     if (!strcmp(op, "hello")) {
         peers.full = 1; /* it gets our whole list; its own follows */
         goto done;
@@ -468,6 +478,15 @@ int rtb_peers_tick(PGconn *pg)
         rv = peers_notify(pg, payload);
     }
     return rv;
+}
+
+void rtb_peers_bye(PGconn *pg)
+{
+    char payload[PEERS_HEAD];
+    if (!peers.root)
+        return;
+    apr_snprintf(payload, sizeof(payload), "{\"node\":\"%s\",\"op\":\"bye\"}", peers.node);
+    peers_notify(pg, payload);
 }
 
 void rtb_peers_status(server_rec *s, json_t *bus)

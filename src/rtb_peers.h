@@ -22,13 +22,18 @@
  * they are never forwarded again.
  *
  * Each message is one NOTIFY on RTB_PEERS_CHANNEL, under PostgreSQL's
- * payload limit: {"node": "<16 hex>", "op": "hello"|"beat"|"diff", "full":
+ * payload limit: {"node": "<16 hex>", "op": "hello"|"beat"|"diff"|"bye", "full":
  * 0|1, "end": 0|1, "r": [records]}; records are ["+", board, user, name],
  * ["-", board, user, name] and ["m", board, "<message JSON>"]. A node that
  * (re)connects sends "hello": every node then sends its whole list again,
  * the first message of it flagged "full" and the last "end", and a receiver
  * replaces the sender's users by that list (mark, joins, sweep; a user in
  * both is never announced as gone).
+ *
+ * A listener that stops (its child exits: the server stops or restarts
+ * gracefully) says "bye": the others drop this node's users and typing at
+ * once instead of after RTB_PEERS_DEAD_SECONDS, and get them back from the
+ * next listener's hello if the node goes on.
  *
  * While this node's LISTEN connection is down it reaps nobody (it hears
  * nobody); the others reap it after RTB_PEERS_DEAD_SECONDS and get its users
@@ -64,6 +69,9 @@ void rtb_peers_handle(const char *payload);
  * gone quiet. 0, or -1 when the connection failed (the caller drops it).
  */
 int rtb_peers_tick(PGconn *pg);
+
+/* The listener stops, its connection still up: "bye" (best effort). */
+void rtb_peers_bye(PGconn *pg);
 
 /*
  * What /rtboard-status shows of it, added to the bus's object `bus`: node
