@@ -52,16 +52,20 @@ static const char *const fuzz_router_shapes[RTB_R__COUNT] = {
     [RTB_R_ALIAS_TASKS] = "/tasks",
     [RTB_R_ALIAS_TASK] = "/tasks/:t",
     [RTB_R_ALIAS_MOVE] = "/tasks/:t/move",
+    [RTB_R_PRESENCE] = "/boards/:b/presence",
 };
 
 /* The route's canonical path from its shape and r's parameters, into buf (256 bytes). */
 static void fuzz_router_canonical(const rtb_route_t *r, char *buf)
 {
     const char *shape = fuzz_router_shapes[r->id];
-    const char *b = strstr(shape, ":b");
-    const char *l = strstr(shape, ":l");
-    const char *t = strstr(shape, ":t");
+    const char *b, *l, *t;
     size_t pos = 0;
+
+    FUZZ_CHECK(shape != NULL); /* a route this driver has no shape for */
+    b = strstr(shape, ":b");
+    l = strstr(shape, ":l");
+    t = strstr(shape, ":t");
 
     /* Each parameter is present exactly when the shape has it. */
     FUZZ_CHECK(!!b == (r->board[0] != '\0'));
