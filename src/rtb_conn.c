@@ -354,7 +354,6 @@ void rtb_conn_hold_head(request_rec *r)
     ap_add_output_filter_handle(conn_head_filter_handle, NULL, r, r->connection);
 }
 
-/* A stream's client sends nothing: readable means it went away. */
 /*
  * Whether the socket can be read directly: nothing but Apache's core (and
  * mod_logio's byte count) reads the connection, and the core's filter holds
@@ -431,6 +430,7 @@ apr_status_t rtb_conn_read(rtb_conn_t *cn, void *buf, apr_size_t *len)
     return rv;
 }
 
+/* A stream's client sends nothing: readable means it went away. */
 void rtb_conn_drain_input(rtb_conn_t *cn)
 {
     char buf[4096];

@@ -329,7 +329,16 @@ static rtb_bus_node_t *peers_node(apr_uint64_t id, int *fresh)
     return free_at;
 }
 
-/* Reaps the nodes not heard for PEERS_DEAD: their users leave, their typing ends. */
+/* Forgets node n: its users here leave, its typing ends. Returns how many users; hex: its id. */
+static apr_uint32_t peers_forget(rtb_bus_node_t *n, char hex[17])
+{
+    apr_uint32_t gone = rtb_presence_remote_drop(peers.s, n->owner, 1);
+    peers_node_hex(hex, n->id);
+    n->id = 0;
+    return gone;
+}
+
+/* Reaps the nodes not heard for PEERS_DEAD. */
 static void peers_reap(apr_time_t now)
 {
     rtb_bus_state_t *st = rtb_bus_state();
@@ -340,12 +349,10 @@ static void peers_reap(apr_time_t now)
         char hex[17];
         if (!n->id || now - n->heard <= PEERS_DEAD)
             continue;
-        gone = rtb_presence_remote_drop(peers.s, n->owner, 1);
-        peers_node_hex(hex, n->id);
+        gone = peers_forget(n, hex);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, peers.s,
                      "RTB0215: node %s not heard for %d s: its %u users here leave", hex,
                      RTB_PEERS_DEAD_SECONDS, (unsigned)gone);
-        n->id = 0;
     }
 }
 
@@ -395,13 +402,11 @@ void rtb_peers_handle(const char *payload)
         goto done;
     n->heard = apr_time_now();
     if (!strcmp(op, "bye")) {
-        apr_uint32_t gone = rtb_presence_remote_drop(peers.s, n->owner, 1);
         char hex[17];
-        peers_node_hex(hex, id);
+        apr_uint32_t gone = peers_forget(n, hex);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, peers.s,
                      "RTB0218: node %s stopped listening: its %u users here leave", hex,
                      (unsigned)gone);
-        n->id = 0;
         goto done;
     }
     if (!strcmp(op, "hello")) {

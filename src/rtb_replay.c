@@ -75,6 +75,14 @@ static int replay_from_store(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, int 
     return OK;
 }
 
+/* An empty replay of `board`: no event, nothing known yet. */
+static void replay_init(rtb_replay_t *rp, apr_pool_t *p, const char *board)
+{
+    memset(rp, 0, sizeof(*rp));
+    rp->board = board;
+    rp->events = apr_array_make(p, 8, sizeof(rtb_replay_event_t));
+}
+
 int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s, const char *board,
                     long long since, int max)
 {
@@ -82,9 +90,7 @@ int rtb_replay_read(rtb_replay_t *rp, rtb_db_t *db, apr_pool_t *p, server_rec *s
     const char *a1[1] = {board};
     apr_array_header_t *rows;
 
-    memset(rp, 0, sizeof(*rp));
-    rp->board = board;
-    rp->events = apr_array_make(p, 8, sizeof(rtb_replay_event_t));
+    replay_init(rp, p, board);
     rows = rtb_db_select(db, RTB_SQL_BOARD_GET, 1, a1, NULL);
     if (!rows)
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -117,9 +123,7 @@ int rtb_replay_start(rtb_replay_t *rp, rtb_db_t *db, int *opened, request_rec *r
     if (since < 0) {
         rtb_engine_board_head(board, &h);
         if (h.known == 1) {
-            memset(rp, 0, sizeof(*rp));
-            rp->board = board;
-            rp->events = apr_array_make(p, 1, sizeof(rtb_replay_event_t));
+            replay_init(rp, p, board);
             rp->last = rp->since = h.last;
             if (h.from < *start)
                 *start = h.from;

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import unique
+from harness import unique, wait_until
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -602,29 +602,15 @@ def test_sockets_joining_live_while_events_are_written_miss_nothing(srv):
     """Sockets that join live (no lastEventId), by their URL or by a join
     message, while tasks are being created: each gets, once and in order,
     every event after the lastEventId of its `joined` message."""
-    import threading
+    from test_sse import Writer
     alice = srv.client("alice")
     b = alice.create_board(unique("wsl"))
-    bid, list_id = b["id"], b["lists"][0]["id"]
-    stop, created, failures = threading.Event(), [0], []
-
-    def write():
-        c = srv.client("alice")
-        while not stop.is_set():
-            r = c.post("/boards/%s/tasks" % bid, {"listId": list_id, "title": "w%d" % created[0]})
-            if r.status_code == 201:
-                created[0] += 1
-            else:
-                failures.append((r.status_code, r.text[:200]))
-            stop.wait(0.01)
-
-    writer = threading.Thread(target=write, daemon=True)
+    bid = b["id"]
+    writer = Writer(srv, bid, b["lists"][0]["id"])
     socks = []
     writer.start()
     try:
-        deadline = time.monotonic() + 10
-        while created[0] < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: writer.created >= 3, 10, "the first tasks")
         for i in range(30):
             if i % 2:
                 ws = open_ws(srv, "/ws")
@@ -634,10 +620,9 @@ def test_sockets_joining_live_while_events_are_written_miss_nothing(srv):
             joined = ws.recv_until(lambda m: m.get("type") == "joined", 10)[-1]
             socks.append((ws, joined["lastEventId"]))
     finally:
-        stop.set()
-        writer.join(20)
+        writer.stop()
     try:
-        assert not failures, failures[:3]
+        assert not writer.failures, writer.failures[:3]
         final = alice.last_event_id(bid)
         starts = set()
         for ws, start in socks:
